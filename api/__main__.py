@@ -1,0 +1,25 @@
+"""`python -m api`: serve the API with uvicorn on HOST:PORT (WEB_CONCURRENCY processes)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings()
+    uvicorn.run(
+        "api.asgi:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.web_concurrency if settings.web_concurrency > 1 else None,
+        log_level="warning",
+        access_log=False,
+        # A worker-process restart must not leave half a request: uvicorn drains first.
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

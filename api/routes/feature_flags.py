@@ -1,0 +1,121 @@
+"""`/api/projects/{project_id}/feature_flags/`: list, create, retrieve, PATCH; DELETE is 405."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import ProjectAuth, ProjectContext, SessionDep
+from api.errors import not_found
+from api.render import page_params, paginated, parse_bool_param
+from api.routing import FlexRouter
+from api.schemas.flags import FeatureFlagCreate, FeatureFlagUpdate, flag_out
+from db import accounts
+from db import flags as flag_queries
+from db.tables import FeatureFlag
+from db.types import utcnow
+from domain.errors import ValidationFailed
+from domain.flag_rules import validate_flag_filters, validate_flag_key
+
+router = FlexRouter(tags=["feature flags"])
+
+READ = Depends(ProjectAuth("feature_flag:read"))
+WRITE = Depends(ProjectAuth("feature_flag:write"))
+DUPLICATE_KEY = "There is already a feature flag with this key."
+
+
+async def _render(session: SessionDep, flag: FeatureFlag) -> dict[str, Any]:
+    creator = await accounts.user_by_id(session, flag.created_by_id) if flag.created_by_id else None
+    assert flag.id is not None
+    return flag_out(flag, creator, await flag_queries.experiment_ids_for_flag(session, flag.id))
+
+
+async def _ensure_unique_key(session: SessionDep, team_id: int, key: str, flag_id: int | None) -> None:
+    existing = await flag_queries.live_flag_by_key(session, team_id, key)
+    if existing is not None and existing.id != flag_id:
+        raise ValidationFailed(DUPLICATE_KEY, attr="key", code="unique")
+
+
+@router.get("/feature_flags/", summary="List feature flags")
+async def list_flags(
+    request: Request, ctx: Annotated[ProjectContext, READ], session: SessionDep
+) -> dict[str, Any]:
+    limit, offset = page_params(request)
+    count, rows = await flag_queries.list_flags(
+        session,
+        ctx.project_id,
+        search=request.query_params.get("search"),
+        active=parse_bool_param(request.query_params.get("active")),
+        limit=limit,
+        offset=offset,
+    )
+    return paginated(request, count, [await _render(session, f) for f in rows], limit, offset)
+
+
+@router.post("/feature_flags/", status_code=201, summary="Create a feature flag")
+async def create_flag(
+    body: FeatureFlagCreate, ctx: Annotated[ProjectContext, WRITE], session: SessionDep
+) -> dict[str, Any]:
+    validate_flag_key(body.key)
+    validate_flag_filters(body.filters)
+    await _ensure_unique_key(session, ctx.project_id, body.key, None)
+    flag = FeatureFlag(
+        team_id=ctx.project_id,
+        created_by_id=ctx.principal.user_id,
+        **body.model_dump(),
+    )
+    session.add(flag)
+    await _commit_unique(session)
+    return await _render(session, flag)
+
+
+async def _commit_unique(session: SessionDep) -> None:
+    """Two concurrent creates of one key: the database's unique index decides, as a 400."""
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ValidationFailed(DUPLICATE_KEY, attr="key", code="unique") from None
+
+
+async def _get(session: SessionDep, ctx: ProjectContext, flag_id: int) -> FeatureFlag:
+    flag = await flag_queries.flag_by_id(session, ctx.project_id, flag_id)
+    if flag is None or flag.deleted:
+        raise not_found()
+    return flag
+
+
+@router.get("/feature_flags/{flag_id}/", summary="Retrieve a feature flag")
+async def get_flag(flag_id: int, ctx: Annotated[ProjectContext, READ], session: SessionDep) -> dict[str, Any]:
+    return await _render(session, await _get(session, ctx, flag_id))
+
+
+@router.patch("/feature_flags/{flag_id}/", summary="Update a feature flag (soft delete with deleted=true)")
+async def update_flag(
+    flag_id: int, body: FeatureFlagUpdate, ctx: Annotated[ProjectContext, WRITE], session: SessionDep
+) -> dict[str, Any]:
+    flag = await flag_queries.flag_by_id(session, ctx.project_id, flag_id)
+    if flag is None or (flag.deleted and body.deleted is not False):
+        raise not_found()
+    changes = body.model_dump(exclude_unset=True)
+    if "key" in changes:
+        validate_flag_key(changes["key"])
+        await _ensure_unique_key(session, ctx.project_id, changes["key"], flag.id)
+    if "filters" in changes:
+        validate_flag_filters(changes["filters"])
+    for name, value in changes.items():
+        setattr(flag, name, value)
+    flag.version += 1
+    flag.updated_at = utcnow()
+    session.add(flag)
+    await _commit_unique(session)
+    return await _render(session, flag)
+
+
+@router.delete("/feature_flags/{flag_id}/", status_code=405, summary="Hard delete is not allowed")
+async def delete_flag(flag_id: int, ctx: Annotated[ProjectContext, WRITE]) -> Response:
+    """Hard delete is not allowed: PATCH `{"deleted": true}` instead (PostHog's ForbidDestroyModel)."""
+    return Response(status_code=405)

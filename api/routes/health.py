@@ -1,0 +1,48 @@
+"""`GET /_health`: 200 once the database and Temporal answer, 503 (with which one) otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.routing import FlexRouter
+from api.temporal import TemporalGateway
+
+router = FlexRouter(tags=["health"])
+
+# Health must answer quickly even when a dependency hangs: load balancers time out first.
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def _check_database(request: Request) -> str:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:  # any failure is "unavailable" here, with its kind for operators
+        return f"unavailable ({type(exc).__name__})"
+
+
+async def _check_temporal(gateway: TemporalGateway) -> str:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            client = await gateway.client()
+            ok = await client.service_client.check_health()
+        return "ok" if ok else "unavailable (not serving)"
+    except Exception as exc:
+        return f"unavailable ({type(exc).__name__})"
+
+
+@router.get("/_health", summary="Liveness and dependency check")
+async def health(request: Request) -> JSONResponse:
+    database, temporal = await asyncio.gather(
+        _check_database(request), _check_temporal(request.app.state.temporal)
+    )
+    healthy = database == "ok" and temporal == "ok"
+    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "database": database, "temporal": temporal}
+    return JSONResponse(body, status_code=200 if healthy else 503)

@@ -1,0 +1,91 @@
+"""Request and response shapes for users, projects and personal API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.render import iso
+from db.tables import Organization, PersonalAPIKey, Project, User
+
+
+class PersonalAPIKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    label: str = Field(max_length=40)
+    scopes: list[str] = Field(default_factory=lambda: ["*"])
+    scoped_teams: list[int] | None = None
+    scoped_organizations: list[str] | None = None
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(max_length=200, min_length=1)
+    timezone: str = "UTC"
+
+
+def user_basic(user: User | None) -> dict[str, Any] | None:
+    """PostHog's UserBasicSerializer, used for `created_by`."""
+    if user is None:
+        return None
+    return {
+        "id": user.id,
+        "uuid": user.uuid,
+        "distinct_id": user.distinct_id,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_email_verified": user.is_email_verified,
+        "hedgehog_config": None,
+        "role_at_organization": None,
+    }
+
+
+def organization_out(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "created_at": iso(org.created_at), "membership_level": 15}
+
+
+def project_out(project: Project, *, include_secret: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": project.id,
+        "uuid": None,
+        "organization": project.organization_id,
+        "project_id": project.id,
+        "name": project.name,
+        "api_token": project.api_token,
+        "timezone": project.timezone,
+        "created_at": iso(project.created_at),
+    }
+    if include_secret:
+        out["secret_api_token"] = project.secret_api_token
+    return out
+
+
+def team_basic(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "project_id": project.id,
+        "organization": project.organization_id,
+        "name": project.name,
+        "api_token": project.api_token,
+        "timezone": project.timezone,
+    }
+
+
+def personal_key_out(key: PersonalAPIKey, *, value: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": key.id,
+        "label": key.label,
+        "mask_value": key.mask_value,
+        "created_at": iso(key.created_at),
+        "last_used_at": iso(key.last_used_at),
+        "user_id": key.user_id,
+        "scopes": list(key.scopes),
+        "scoped_teams": list(key.scoped_teams or []),
+        "scoped_organizations": list(key.scoped_organizations or []),
+    }
+    if value is not None:
+        out["value"] = value
+    return out

@@ -1,0 +1,97 @@
+"""First start: one organization, project 1 with a `phc_` token, one user with a `phx_` key.
+
+Values come from BOOTSTRAP_PERSONAL_API_KEY / BOOTSTRAP_PROJECT_API_TOKEN when set, otherwise they
+are generated, printed once and written to DATA_DIR/credentials.json (design.md §4).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.accounts import create_personal_key, create_project, key_by_value, new_uuid
+from db.engine import make_async_engine, make_sessionmaker
+from db.tables import Organization, User
+from domain.keys import new_personal_api_key, new_project_token
+from settings import Settings
+
+
+@dataclass(frozen=True)
+class Credentials:
+    personal_api_key: str
+    project_api_token: str
+    project_id: int
+    user_email: str
+
+
+async def bootstrap(
+    session: AsyncSession, *, personal_api_key: str | None, project_api_token: str | None
+) -> Credentials | None:
+    """Create the first organization if there is none; returns what was created, else None."""
+    existing = (await session.exec(select(func.count()).select_from(Organization))).one()
+    if existing:
+        await _ensure_bootstrap_key(session, personal_api_key)
+        return None
+    org = Organization(id=new_uuid(), name="Flagship")
+    session.add(org)
+    await session.flush()
+    token = project_api_token or new_project_token()
+    project = await create_project(session, org.id, "Default project", token=token)
+    user = User(
+        uuid=new_uuid(),
+        distinct_id=new_uuid(),
+        organization_id=org.id,
+        current_project_id=project.id,
+        email="admin@flagship.local",
+        first_name="Admin",
+    )
+    session.add(user)
+    await session.flush()
+    assert user.id is not None and project.id is not None
+    key = personal_api_key or new_personal_api_key()
+    await create_personal_key(session, user.id, value=key, label="bootstrap", scopes=["*"])
+    return Credentials(key, token, project.id, user.email)
+
+
+async def _ensure_bootstrap_key(session: AsyncSession, value: str | None) -> None:
+    """A BOOTSTRAP_PERSONAL_API_KEY set after the first start still becomes a working key."""
+    if value is None or await key_by_value(session, value) is not None:
+        return
+    user = (await session.exec(select(User).order_by(User.id))).first()  # type: ignore[arg-type]
+    if user is not None and user.id is not None:
+        await create_personal_key(session, user.id, value=value, label="bootstrap", scopes=["*"])
+
+
+def write_credentials(data_dir: Path, creds: Credentials) -> Path:
+    path = data_dir / "credentials.json"
+    path.write_text(json.dumps(asdict(creds), indent=2) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+async def bootstrap_from_settings(settings: Settings) -> Credentials | None:
+    engine = make_async_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            creds = await bootstrap(
+                session,
+                personal_api_key=settings.bootstrap_personal_api_key,
+                project_api_token=settings.bootstrap_project_api_token,
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    if creds is not None:
+        path = write_credentials(settings.data_dir, creds)
+        print(
+            "flagship: bootstrapped project %d\n  personal API key: %s\n  project token:    %s\n"
+            "  (saved to %s)" % (creds.project_id, creds.personal_api_key, creds.project_api_token, path),
+            file=sys.stderr,
+        )
+    return creds

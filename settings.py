@@ -1,0 +1,81 @@
+"""Runtime settings, read once from the environment (design.md §4).
+
+Every process (the `make run` supervisor, the API, the worker, migrations) reads the same variables,
+so docker-compose and the local run are configured identically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# The variables this module reads; docker-compose's test checks it passes only these.
+ENVIRONMENT_VARIABLES = (
+    "HOST",
+    "PORT",
+    "DATA_DIR",
+    "DATABASE_URL",
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_DEV_PORT",
+    "TEMPORAL_UI_PORT",
+    "TEMPORAL_NAMESPACE",
+    "BOOTSTRAP_PERSONAL_API_KEY",
+    "BOOTSTRAP_PROJECT_API_TOKEN",
+    "WEB_CONCURRENCY",
+    "TEMPORAL_TASK_QUEUE",
+    "TEMPORAL_RPC_TIMEOUT_SECONDS",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".data")
+    database_url: str = ""
+    temporal_address: str | None = None
+    temporal_dev_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_namespace: str = "default"
+    bootstrap_personal_api_key: str | None = None
+    bootstrap_project_api_token: str | None = None
+    web_concurrency: int = 1
+    task_queue: str = "flagship"
+    # Bound on every Temporal RPC made on behalf of an HTTP request: past it the caller gets a 503
+    # instead of hanging while no worker polls (temporal-notes §1.4).
+    temporal_rpc_timeout_seconds: float = 10.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def temporal_target(self) -> str:
+        """The server to talk to: the configured one, else the embedded dev server's port."""
+        return self.temporal_address or f"127.0.0.1:{self.temporal_dev_port}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'flagship.db').resolve()}"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("DATA_DIR") or ".data")
+    return Settings(
+        host=env.get("HOST") or "127.0.0.1",
+        port=int(env.get("PORT") or 8000),
+        data_dir=data_dir,
+        database_url=env.get("DATABASE_URL") or default_database_url(data_dir),
+        temporal_address=env.get("TEMPORAL_ADDRESS") or None,
+        temporal_dev_port=int(env.get("TEMPORAL_DEV_PORT") or 7233),
+        temporal_ui_port=int(env.get("TEMPORAL_UI_PORT") or 8233),
+        temporal_namespace=env.get("TEMPORAL_NAMESPACE") or "default",
+        bootstrap_personal_api_key=env.get("BOOTSTRAP_PERSONAL_API_KEY") or None,
+        bootstrap_project_api_token=env.get("BOOTSTRAP_PROJECT_API_TOKEN") or None,
+        web_concurrency=int(env.get("WEB_CONCURRENCY") or 1),
+        task_queue=env.get("TEMPORAL_TASK_QUEUE") or "flagship",
+        temporal_rpc_timeout_seconds=float(env.get("TEMPORAL_RPC_TIMEOUT_SECONDS") or 10.0),
+    )

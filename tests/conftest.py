@@ -1,0 +1,133 @@
+"""Shared fixtures: one Temporal dev server and one Postgres cluster per session, and for each test
+a fresh database (SQLite and PostgreSQL), a fresh Temporal namespace and task queue, the API
+in-process, and optionally an in-process worker. Everything real; nothing mocked."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from asgi_lifespan import LifespanManager
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from db.bootstrap import Credentials, bootstrap
+from db.engine import make_async_engine, make_sessionmaker
+from settings import Settings
+from tests.support.api_client import ApiClient
+from tests.support.databases import PostgresTemplates, SqliteTemplates
+from tests.support.postgres import postgres_available, postgres_cluster
+from workflows.client import connect, ensure_namespace, ensure_search_attributes
+from workflows.search_attributes import ALL_KEYS
+
+TEMPORAL_BIN = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.asyncio(loop_scope="session"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_templates() -> Iterator[PostgresTemplates | None]:
+    if not postgres_available():
+        yield None
+        return
+    with postgres_cluster() as base_url:
+        yield PostgresTemplates(base_url)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest,
+    sqlite_templates: SqliteTemplates,
+    postgres_templates: PostgresTemplates | None,
+) -> str:
+    if request.param == "sqlite":
+        return sqlite_templates.new_database()
+    if postgres_templates is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
+    return postgres_templates.new_database()
+
+
+@pytest.fixture
+def sqlite_url(sqlite_templates: SqliteTemplates) -> str:
+    """For tests whose subject is not the database (workflow behaviour): SQLite only."""
+    return sqlite_templates.new_database()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=TEMPORAL_BIN,
+        search_attributes=ALL_KEYS,
+        dev_server_log_level="error",
+        ui=False,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    """A client on a namespace of this test's own, so workflow ids never collide across tests."""
+    address = temporal_env.client.service_client.config.target_host
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    await ensure_namespace(temporal_env.client, namespace)
+    await ensure_search_attributes(temporal_env.client, namespace)
+    return await connect(address, namespace)
+
+
+def make_settings(tmp_path: Path, database_url: str, client: Client) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        temporal_address=client.service_client.config.target_host,
+        temporal_namespace=client.namespace,
+        task_queue=f"tq-{uuid.uuid4().hex[:12]}",
+        temporal_rpc_timeout_seconds=5.0,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, temporal_client: Client) -> Settings:
+    return make_settings(tmp_path, database_url, temporal_client)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def credentials(settings: Settings) -> Credentials:
+    engine = make_async_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            creds = await bootstrap(session, personal_api_key=None, project_api_token=None)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    assert creds is not None
+    return creds
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(
+    settings: Settings, credentials: Credentials, temporal_client: Client
+) -> AsyncIterator[ApiClient]:
+    app = create_app(settings, temporal_client=temporal_client)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield ApiClient(http, credentials.personal_api_key, credentials.project_id)
