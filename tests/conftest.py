@@ -4,6 +4,7 @@ in-process, and optionally an in-process worker. Everything real; nothing mocked
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import sys
 import uuid
@@ -32,8 +33,10 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Every async test shares the session loop that runs the dev server client and workers.
     for item in items:
-        item.add_marker(pytest.mark.asyncio(loop_scope="session"))
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"))
 
 
 @pytest.fixture(scope="session")
