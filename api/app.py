@@ -9,13 +9,13 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routes import accounts, feature_flags, health
+from api.routes import accounts, experiments, feature_flags, health
 from api.temporal import TemporalGateway
 from db.engine import make_async_engine, make_sessionmaker
 from settings import Settings, load_settings
 
 # Routers mounted under both /api/projects/{project_id} and its alias /api/environments/{project_id}.
-PROJECT_ROUTERS: tuple[APIRouter, ...] = (feature_flags.router,)
+PROJECT_ROUTERS: tuple[APIRouter, ...] = (feature_flags.router, experiments.router)
 
 
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None) -> FastAPI:

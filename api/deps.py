@@ -46,6 +46,10 @@ class Principal:
     user: User | None
     key: PersonalAPIKey | None
     secret_project: Project | None = None
+    _user_id: int | None = None
+
+    def __post_init__(self) -> None:
+        self._user_id = self.user.id if self.user else None
 
     @property
     def scopes(self) -> list[str]:
@@ -55,7 +59,7 @@ class Principal:
 
     @property
     def user_id(self) -> int | None:
-        return self.user.id if self.user else None
+        return self._user_id
 
 
 async def _body_field(request: Request, name: str) -> str | None:
@@ -172,11 +176,10 @@ def _current_project_id(principal: Principal) -> int:
 class ProjectContext:
     principal: Principal
     project: Project
-
-    @property
-    def project_id(self) -> int:
-        assert self.project.id is not None
-        return self.project.id
+    # Plain values captured up front: ORM attributes may be expired after a commit, and an
+    # async session cannot lazy-load them.
+    project_id: int = 0
+    project_timezone: str = "UTC"
 
 
 class ProjectAuth:
@@ -193,4 +196,7 @@ class ProjectAuth:
     ) -> ProjectContext:
         principal = await self.auth(request, session)
         project = await resolve_project(session, principal, project_id)
-        return ProjectContext(principal=principal, project=project)
+        assert project.id is not None
+        return ProjectContext(
+            principal=principal, project=project, project_id=project.id, project_timezone=project.timezone
+        )

@@ -134,3 +134,16 @@ async def api(
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield ApiClient(http, credentials.personal_api_key, credentials.project_id)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def worker(settings: Settings, temporal_client: Client) -> AsyncIterator[None]:
+    """An in-process worker on this test's task queue (the real workflow and activities)."""
+    from worker import build_worker
+
+    engine = make_async_engine(settings.database_url)
+    try:
+        async with build_worker(temporal_client, settings, engine):
+            yield
+    finally:
+        await engine.dispose()

@@ -1,8 +1,9 @@
 """All SQLModel tables; importing this package registers them on `SQLModel.metadata`."""
 
 from db.tables.accounts import Organization, PersonalAPIKey, Project, User
+from db.tables.experiment_assets import ExperimentHoldout, ExperimentSavedMetric, ExperimentToSavedMetric
 from db.tables.events import Action, Event, EventDefinition
-from db.tables.experiments import AppliedOperation, Experiment, ExperimentActivity
+from db.tables.experiments import AppliedOperation, Experiment, ExperimentActivity, ExperimentIdAllocation
 from db.tables.flags import FeatureFlag
 
 __all__ = [
@@ -12,6 +13,10 @@ __all__ = [
     "EventDefinition",
     "Experiment",
     "ExperimentActivity",
+    "ExperimentHoldout",
+    "ExperimentSavedMetric",
+    "ExperimentToSavedMetric",
+    "ExperimentIdAllocation",
     "FeatureFlag",
     "Organization",
     "PersonalAPIKey",

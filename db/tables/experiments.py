@@ -76,3 +76,14 @@ class AppliedOperation(SQLModel, table=True):
     experiment_id: int | None = Field(default=None, index=True)
     result: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExperimentIdAllocation(SQLModel, table=True):
+    """Experiment ids are allocated before the row exists: the workflow id needs the id, and the
+    row is written by the workflow's create activity (design.md §1, one writer per experiment)."""
+
+    __tablename__ = "experiment_id_allocation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -66,7 +66,9 @@ def _is_events_node_id_confusion(err: Mapping[str, Any]) -> bool:
     return loc[-1] == "id" and "EventsNode" in loc
 
 
-def _narrow_and_truncate(errors: list[dict[str, Any]], metric_type: object) -> tuple[list[dict[str, Any]], str]:
+def _narrow_and_truncate(
+    errors: list[dict[str, Any]], metric_type: object
+) -> tuple[list[dict[str, Any]], str]:
     variant_class = METRIC_TYPE_TO_CLASS.get(metric_type) if isinstance(metric_type, str) else None
     if variant_class is not None:
         filtered = [err for err in errors if err["loc"] and err["loc"][0] == variant_class]

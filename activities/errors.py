@@ -1,0 +1,24 @@
+"""Domain errors leave activities as non-retryable ApplicationErrors the gateway can map back."""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+from domain.errors import DomainError
+
+DOMAIN_ERROR_TYPES = {
+    "validation": "ValidationFailed",
+    "not_found": "NotFound",
+    "permission_denied": "PermissionDenied",
+    "conflict": "Conflict",
+}
+
+
+def to_application_error(err: DomainError) -> ApplicationError:
+    """A precondition that fails against the database will fail again: never retry it."""
+    return ApplicationError(
+        err.detail,
+        {"attr": err.attr, "code": err.code},
+        type=DOMAIN_ERROR_TYPES.get(err.kind, "ValidationFailed"),
+        non_retryable=True,
+    )

@@ -1,0 +1,71 @@
+"""Apply one lifecycle operation to a loaded row and its flag (inside the caller's transaction).
+
+The preconditions are re-checked here against the database, which is the truth when the flag
+was changed outside the workflow; the workflow validator already checked its cached state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from db.experiments import facts_of
+from db.tables import Experiment, FeatureFlag
+from domain.fingerprint import compute_metric_fingerprint
+from domain.lifecycle import Operation, apply_transition, check_transition, flag_active_after
+from workflows.models import TransitionRequest
+
+
+def apply_operation(
+    operation: Operation,
+    experiment: Experiment,
+    flag: FeatureFlag | None,
+    request: TransitionRequest,
+    now: datetime,
+) -> None:
+    facts = facts_of(experiment, flag)
+    check_transition(operation, facts)
+    target = apply_transition(operation, facts, now)
+    experiment.start_date = target.start_date
+    experiment.end_date = target.end_date
+    experiment.archived = target.archived
+    _apply_conclusion(operation, experiment, request)
+    active = flag_active_after(operation)
+    if flag is not None and active is not None and flag.active != active:
+        flag.active = active
+        flag.version += 1
+        flag.updated_at = now
+    if operation == "launch":
+        refresh_fingerprints(experiment)
+
+
+def _apply_conclusion(operation: Operation, experiment: Experiment, request: TransitionRequest) -> None:
+    if operation == "end":
+        # PostHog's end overwrites both with the sent values, null when omitted (gotcha 6).
+        experiment.conclusion = request.conclusion
+        experiment.conclusion_comment = request.conclusion_comment
+    elif operation == "reset":
+        experiment.conclusion = None
+        experiment.conclusion_comment = None
+    elif operation == "ship_variant" and request.conclusion_provided:
+        experiment.conclusion = request.conclusion
+        experiment.conclusion_comment = request.conclusion_comment
+
+
+def refresh_fingerprints(experiment: Experiment) -> None:
+    """Fingerprints depend on start_date and the stats method, so launch recomputes them."""
+    method = (experiment.stats_config or {}).get("method") or "bayesian"
+    excluded = (experiment.parameters or {}).get("excluded_variants") or []
+
+    def with_fingerprint(metric: dict[str, object]) -> dict[str, object]:
+        fingerprint = compute_metric_fingerprint(
+            metric,
+            experiment.start_date,
+            method,
+            experiment.exposure_criteria,
+            experiment.only_count_matured_users,
+            excluded,
+        )
+        return {**metric, "fingerprint": fingerprint}
+
+    experiment.metrics = [with_fingerprint(m) for m in experiment.metrics or []]
+    experiment.metrics_secondary = [with_fingerprint(m) for m in experiment.metrics_secondary or []]

@@ -1,0 +1,127 @@
+"""REST writes become workflow Updates (Update-With-Start, USE_EXISTING): one writer per experiment.
+
+Update-With-Start makes every write self-healing: if the experiment's workflow is missing (a
+restored experiment, older data) it is started from the row we read. Failures come back as the
+ApplicationError the validator or activity raised, and are mapped onto PostHog's responses here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import ApiError, RawError, not_found, service_unavailable
+from api.temporal import TemporalGateway
+from workflows.constants import EXPERIMENT_WORKFLOW_TYPE, experiment_workflow_id
+from workflows.experiment_support import start_search_attributes
+from workflows.models import ExperimentSnapshot, WorkflowInput
+
+NO_WORKER = (
+    "No worker is processing experiment changes right now, so this change was not applied. "
+    "Try again shortly."
+)
+
+
+class UpdateRejected(Exception):
+    """The workflow refused the update; carries the HTTP error to answer with."""
+
+    def __init__(self, error: ApiError | RawError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _start_operation(
+    gateway: TemporalGateway, project_id: int, experiment_id: int, start: WorkflowInput, flag_key: str | None
+) -> WithStartWorkflowOperation[Any, Any]:
+    status = start.snapshot.status.value if start.snapshot else "draft"
+    name = start.snapshot.name if start.snapshot else ""
+    return WithStartWorkflowOperation(
+        EXPERIMENT_WORKFLOW_TYPE,
+        start,
+        id=experiment_workflow_id(project_id, experiment_id),
+        task_queue=gateway.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=start_search_attributes(project_id, experiment_id, status, flag_key),
+        memo={"name": name},
+        static_summary=f"Experiment {experiment_id} of project {project_id}",
+    )
+
+
+async def execute_update(
+    gateway: TemporalGateway,
+    *,
+    project_id: int,
+    experiment_id: int,
+    update: str,
+    arg: BaseModel,
+    start: WorkflowInput,
+    flag_key: str | None,
+    update_id: str | None,
+) -> ExperimentSnapshot:
+    """Run one Update on the experiment's workflow (starting it if needed); bounded in time."""
+    client = await gateway.client()
+    op = _start_operation(gateway, project_id, experiment_id, start, flag_key)
+    try:
+        async with asyncio.timeout(gateway.rpc_timeout.total_seconds() + 1):
+            result: ExperimentSnapshot = await client.execute_update_with_start_workflow(
+                update,
+                arg,
+                start_workflow_operation=op,
+                id=update_id,
+                result_type=ExperimentSnapshot,
+                rpc_timeout=gateway.rpc_timeout,
+            )
+            return result
+    except WorkflowUpdateFailedError as err:
+        raise UpdateRejected(map_failure(err.cause)) from None
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+        raise UpdateRejected(service_unavailable(NO_WORKER)) from None
+    except RPCError as err:
+        raise UpdateRejected(_map_rpc(err)) from None
+    finally:
+        # A failed start leaves its exception in the handle future; retrieve it (notes §2).
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(op.workflow_handle(), timeout=0.01)
+
+
+def _map_rpc(err: RPCError) -> ApiError:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return not_found()
+    return service_unavailable(f"Temporal is unavailable ({err.status.name}). Try again shortly.")
+
+
+def _details(cause: ApplicationError) -> dict[str, Any]:
+    first = cause.details[0] if cause.details else None
+    return first if isinstance(first, dict) else {}
+
+
+def map_failure(cause: BaseException | None) -> ApiError | RawError:
+    """ApplicationError(type=…) from a validator, handler or activity -> PostHog's response."""
+    if not isinstance(cause, ApplicationError):
+        return service_unavailable("The change could not be applied. Try again shortly.")
+    info = _details(cause)
+    attr, code = info.get("attr"), info.get("code")
+    match cause.type:
+        case "ValidationFailed":
+            return ApiError(400, "validation_error", code or "invalid_input", cause.message, attr)
+        case "NotFound":
+            return not_found()
+        case "Conflict":
+            return ApiError(409, "invalid_request", code or "conflict", cause.message, attr)
+        case "PermissionDenied":
+            return ApiError(403, "authentication_error", code or "permission_denied", cause.message, attr)
+        case "ApprovalRequired":
+            return RawError(409, info.get("body") or {"code": "approval_required", "detail": cause.message})
+        case _:
+            return service_unavailable(cause.message or "The change could not be applied. Try again shortly.")

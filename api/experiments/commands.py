@@ -1,0 +1,110 @@
+"""Send one REST write to the experiment's workflow and answer with the fresh representation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.deps import ProjectContext
+from api.errors import ApiError, not_found
+from api.experiment_gateway import UpdateRejected, execute_update
+from api.experiments.render import experiment_out
+from api.temporal import TemporalGateway
+from db import experiments as queries
+from db.tables import Experiment, ExperimentActivity, FeatureFlag
+from domain.lifecycle import stored_status
+from workflows.models import ExperimentSnapshot, WorkflowInput
+
+
+async def load(
+    session: AsyncSession, ctx: ProjectContext, experiment_id: int, *, include_deleted: bool = False
+) -> tuple[Experiment, FeatureFlag | None]:
+    experiment = await queries.experiment_by_id(
+        session, ctx.project_id, experiment_id, include_deleted=include_deleted
+    )
+    if experiment is None:
+        raise not_found()
+    return experiment, await queries.flag_of(session, experiment)
+
+
+def observed_snapshot(experiment: Experiment, flag: FeatureFlag | None) -> ExperimentSnapshot:
+    return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
+
+
+async def send(
+    session: AsyncSession,
+    gateway: TemporalGateway,
+    ctx: ProjectContext,
+    experiment: Experiment,
+    flag: FeatureFlag | None,
+    *,
+    update: str,
+    arg: BaseModel,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Update-With-Start from the row we read (self-healing), then re-read and render."""
+    assert experiment.id is not None
+    observed = observed_snapshot(experiment, flag)
+    if hasattr(arg, "observed"):
+        arg = arg.model_copy(update={"observed": observed})
+    experiment_id = experiment.id
+    # End our read transaction first: the activity writes from another connection, and the
+    # re-read below must see its commit (and SQLite must not see our snapshot lock).
+    await session.commit()
+    try:
+        await execute_update(
+            gateway,
+            project_id=ctx.project_id,
+            experiment_id=experiment_id,
+            update=update,
+            arg=arg,
+            start=WorkflowInput(project_id=ctx.project_id, experiment_id=experiment_id, snapshot=observed),
+            flag_key=observed.flag_key,
+            update_id=idempotency_key,
+        )
+    except UpdateRejected as rejected:
+        await record_rejection(session, ctx, experiment_id, update, rejected.error, observed)
+        raise rejected.error from None
+    session.expire_all()
+    fresh = await queries.experiment_by_id(session, ctx.project_id, experiment_id, include_deleted=True)
+    assert fresh is not None
+    return await experiment_out(session, fresh, user_access_level=access_level(ctx))
+
+
+def access_level(ctx: ProjectContext) -> str | None:
+    return None if ctx.principal.secret_project is not None else "editor"
+
+
+async def record_rejection(
+    session: AsyncSession,
+    ctx: ProjectContext,
+    experiment_id: int,
+    operation: str,
+    error: Exception,
+    observed: ExperimentSnapshot,
+) -> None:
+    """Rejected REST calls never reach the workflow's history; the audit trail keeps them here."""
+    status = getattr(error, "status", 0)
+    if not 400 <= status < 500 or status == 404:
+        return
+    outcome = {409: "conflict"}.get(status, "rejected")
+    stored = stored_status(observed.start_date, observed.end_date).value
+    session.add(
+        ExperimentActivity(
+            team_id=ctx.project_id,
+            experiment_id=experiment_id,
+            operation=operation,
+            outcome=outcome,
+            via="rest",
+            actor_id=ctx.principal.user_id,
+            from_status=stored,
+            to_status=stored,
+            detail=getattr(error, "detail", str(error)),
+        )
+    )
+    await session.commit()
+
+
+__all__ = ["ApiError", "load", "send"]

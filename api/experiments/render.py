@@ -1,0 +1,104 @@
+"""The experiment representation of PostHog's ExperimentSerializer (reference §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.render import iso
+from api.schemas.accounts import user_basic
+from api.schemas.flags import minimal_flag_out
+from db import accounts
+from db.experiment_assets import holdout_by_id, links_of
+from db.tables import Experiment, ExperimentHoldout, ExperimentSavedMetric, FeatureFlag
+from domain.experiment_rules import parameters_output
+from domain.lifecycle import LifecycleFacts, status_of
+
+
+def holdout_out(holdout: ExperimentHoldout | None, created_by: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    if holdout is None:
+        return None
+    return {
+        "id": holdout.id,
+        "name": holdout.name,
+        "description": holdout.description,
+        "filters": holdout.filters,
+        "created_by": created_by,
+        "created_at": iso(holdout.created_at),
+        "updated_at": iso(holdout.updated_at),
+    }
+
+
+def experiment_status(experiment: Experiment, flag: FeatureFlag | None) -> str:
+    facts = LifecycleFacts(
+        start_date=experiment.start_date,
+        end_date=experiment.end_date,
+        archived=experiment.archived,
+        flag_active=bool(flag and flag.active),
+    )
+    return status_of(facts).value
+
+
+async def _saved_metrics(session: AsyncSession, experiment: Experiment) -> list[dict[str, Any]]:
+    assert experiment.id is not None
+    out = []
+    for link in await links_of(session, experiment.id):
+        metric = await session.get(ExperimentSavedMetric, link.saved_metric_id)
+        if metric is None:
+            continue
+        out.append(
+            {
+                "id": link.id,
+                "experiment": experiment.id,
+                "saved_metric": metric.id,
+                "metadata": link.metadata_,
+                "created_at": iso(link.created_at),
+                "query": metric.query,
+                "name": metric.name,
+            }
+        )
+    return out
+
+
+async def experiment_out(
+    session: AsyncSession, experiment: Experiment, *, user_access_level: str | None = "editor"
+) -> dict[str, Any]:
+    flag = await session.get(FeatureFlag, experiment.feature_flag_id)
+    creator = await accounts.user_by_id(session, experiment.created_by_id) if experiment.created_by_id else None
+    holdout = await holdout_by_id(session, experiment.team_id, experiment.holdout_id) if experiment.holdout_id else None
+    return {
+        "id": experiment.id,
+        "name": experiment.name,
+        "description": experiment.description,
+        "start_date": iso(experiment.start_date),
+        "end_date": iso(experiment.end_date),
+        "feature_flag_key": flag.key if flag else None,
+        "feature_flag": minimal_flag_out(flag) if flag else None,
+        "holdout": holdout_out(holdout),
+        "holdout_id": experiment.holdout_id if holdout else None,
+        "exposure_cohort": experiment.exposure_cohort_id,
+        "parameters": parameters_output(experiment.parameters),
+        "secondary_metrics": experiment.secondary_metrics,
+        "saved_metrics": await _saved_metrics(session, experiment),
+        "saved_metrics_ids": None,
+        "filters": experiment.filters,
+        "archived": experiment.archived,
+        "deleted": experiment.deleted,
+        "created_by": user_basic(creator),
+        "created_at": iso(experiment.created_at),
+        "updated_at": iso(experiment.updated_at),
+        "type": experiment.type,
+        "exposure_criteria": experiment.exposure_criteria,
+        "metrics": experiment.metrics,
+        "metrics_secondary": experiment.metrics_secondary,
+        "stats_config": experiment.stats_config,
+        "scheduling_config": experiment.scheduling_config,
+        "conclusion": experiment.conclusion,
+        "conclusion_comment": experiment.conclusion_comment,
+        "primary_metrics_ordered_uuids": experiment.primary_metrics_ordered_uuids,
+        "secondary_metrics_ordered_uuids": experiment.secondary_metrics_ordered_uuids,
+        "only_count_matured_users": experiment.only_count_matured_users,
+        "status": experiment_status(experiment, flag),
+        "user_access_level": user_access_level,
+    }

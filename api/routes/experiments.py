@@ -1,0 +1,251 @@
+"""`/api/projects/{project_id}/experiments/`: list, create, retrieve, PATCH, lifecycle actions.
+
+Reads come from SQL (they keep working while workers are down); every write is an Update on the
+experiment's workflow (api/experiments/commands.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, Header, Request
+from fastapi.responses import Response
+
+from api.deps import ProjectAuth, ProjectContext, SessionDep
+from api.errors import ApiError
+from api.experiment_gateway import UpdateRejected, execute_update
+from api.experiments import commands
+from api.experiments.create import build_create_request
+from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice
+from api.experiments.render import experiment_out
+from api.experiments.update import build_update_request
+from api.render import bad_request, iso, page_params, paginated
+from api.routing import FlexRouter
+from api.temporal import TemporalGateway
+from db import experiments as queries
+from db.experiment_list import ORDER_FIELDS, ExperimentFilters, list_experiments
+from db.types import utcnow
+from domain.lifecycle import Operation
+from workflows.models import TransitionRequest, WorkflowInput
+
+router = FlexRouter(tags=["experiments"])
+
+READ = Depends(ProjectAuth("experiment:read", secret_allowed=True))
+WRITE = Depends(ProjectAuth("experiment:write"))
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Retries with the same key return the first result."),
+]
+OptionalBody = Annotated[Any, Body()]
+
+
+def _gateway(request: Request) -> TemporalGateway:
+    gateway: TemporalGateway = request.app.state.temporal
+    return gateway
+
+
+GatewayDep = Annotated[TemporalGateway, Depends(_gateway)]
+
+
+def _filters(request: Request) -> ExperimentFilters:
+    params = request.query_params
+    order = params.get("order") or "-created_at"
+    if order.lstrip("-") not in ORDER_FIELDS:
+        raise bad_request(f"Invalid order field: '{order}'")
+    flag_id = params.get("feature_flag_id")
+    if flag_id is not None and not flag_id.lstrip("-").isdigit():
+        raise bad_request("feature_flag_id must be an integer")
+    created_by = params.get("created_by_id")
+    return ExperimentFilters(
+        status=params.get("status"),
+        archived=params.get("archived"),
+        search=params.get("search"),
+        created_by_id=int(created_by) if created_by and created_by.isdigit() else None,
+        feature_flag_id=int(flag_id) if flag_id is not None else None,
+        prompt_name=params.get("prompt_name"),
+        order=order,
+    )
+
+
+@router.get("/experiments/", summary="List experiments")
+async def list_(request: Request, ctx: Annotated[ProjectContext, READ], session: SessionDep) -> dict[str, Any]:
+    limit, offset = page_params(request)
+    count, rows = await list_experiments(
+        session, ctx.project_id, _filters(request), limit=limit, offset=offset, now=utcnow()
+    )
+    level = commands.access_level(ctx)
+    results = [await experiment_out(session, row, user_access_level=level) for row in rows]
+    return paginated(request, count, results, limit, offset)
+
+
+@router.post("/experiments/", status_code=201, summary="Create an experiment")
+async def create(
+    body: Annotated[Any, Body()],
+    ctx: Annotated[ProjectContext, WRITE],
+    session: SessionDep,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    body = check_body_is_object(body)
+    req, flag_key = await build_create_request(session, ctx.project_id, ctx.principal.user_id, body, 0)
+    experiment_id = await queries.allocate_experiment_id(session, ctx.project_id)
+    await session.commit()
+    req.row["id"] = experiment_id
+    try:
+        await execute_update(
+            gateway,
+            project_id=ctx.project_id,
+            experiment_id=experiment_id,
+            update="create",
+            arg=req,
+            start=WorkflowInput(project_id=ctx.project_id, experiment_id=experiment_id),
+            flag_key=flag_key,
+            update_id=idempotency_key,
+        )
+    except UpdateRejected as rejected:
+        raise rejected.error from None
+    experiment = await queries.experiment_by_id(session, ctx.project_id, experiment_id)
+    assert experiment is not None
+    return await experiment_out(session, experiment)
+
+
+@router.get("/experiments/{experiment_id}/", summary="Retrieve an experiment")
+async def retrieve(
+    experiment_id: int, ctx: Annotated[ProjectContext, READ], session: SessionDep
+) -> dict[str, Any]:
+    experiment, _ = await commands.load(session, ctx, experiment_id)
+    return await experiment_out(session, experiment, user_access_level=commands.access_level(ctx))
+
+
+async def _patch(
+    experiment_id: int,
+    body: Any,
+    ctx: ProjectContext,
+    session: SessionDep,
+    gateway: TemporalGateway,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    body = check_body_is_object(body)
+    restoring = body.get("deleted") is False
+    experiment, flag = await commands.load(session, ctx, experiment_id, include_deleted=restoring)
+    req = await build_update_request(session, experiment, flag, ctx.principal.user_id, body)
+    return await commands.send(
+        session, gateway, ctx, experiment, flag, update="update", arg=req, idempotency_key=idempotency_key
+    )
+
+
+@router.patch("/experiments/{experiment_id}/", summary="Update an experiment (soft delete: deleted=true)")
+async def partial_update(
+    experiment_id: int,
+    body: Annotated[Any, Body()],
+    ctx: Annotated[ProjectContext, WRITE],
+    session: SessionDep,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    return await _patch(experiment_id, body, ctx, session, gateway, idempotency_key)
+
+
+@router.put("/experiments/{experiment_id}/", summary="Update an experiment (all required fields)")
+async def update(
+    experiment_id: int,
+    body: Annotated[Any, Body()],
+    ctx: Annotated[ProjectContext, WRITE],
+    session: SessionDep,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    return await _patch(experiment_id, body, ctx, session, gateway, idempotency_key)
+
+
+@router.delete("/experiments/{experiment_id}/", status_code=405, summary="Hard delete is not allowed")
+async def destroy(experiment_id: int, ctx: Annotated[ProjectContext, WRITE]) -> Response:
+    """Hard delete is not allowed: PATCH `{"deleted": true}` instead (PostHog's ForbidDestroyModel)."""
+    return Response(status_code=405)
+
+
+def _transition_request(operation: Operation, body: Any, ctx: ProjectContext) -> TransitionRequest:
+    data = body if isinstance(body, dict) else {}
+    req = TransitionRequest(actor_id=ctx.principal.user_id, via="rest")
+    if operation == "end":
+        check_choice("conclusion", data.get("conclusion"), CONCLUSIONS)
+        comment = data.get("conclusion_comment")
+        if comment is not None and not isinstance(comment, str):
+            raise bad_request("Not a valid string.", attr="conclusion_comment")
+        req = req.model_copy(
+            update={"conclusion": data.get("conclusion"), "conclusion_comment": comment, "conclusion_provided": True}
+        )
+    return req
+
+
+async def _action(
+    operation: Operation,
+    experiment_id: int,
+    body: Any,
+    ctx: ProjectContext,
+    session: SessionDep,
+    gateway: TemporalGateway,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    experiment, flag = await commands.load(session, ctx, experiment_id)
+    req = _transition_request(operation, body, ctx)
+    return await commands.send(
+        session, gateway, ctx, experiment, flag, update=operation, arg=req, idempotency_key=idempotency_key
+    )
+
+
+def _register_action(operation: Operation, summary: str) -> None:
+    async def endpoint(
+        experiment_id: int,
+        ctx: Annotated[ProjectContext, WRITE],
+        session: SessionDep,
+        gateway: GatewayDep,
+        body: OptionalBody = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> dict[str, Any]:
+        return await _action(operation, experiment_id, body, ctx, session, gateway, idempotency_key)
+
+    endpoint.__name__ = f"experiment_{operation}"
+    router.add_api_route(
+        f"/experiments/{{experiment_id}}/{operation}/", endpoint, methods=["POST"], summary=summary
+    )
+
+
+for _operation, _summary in (
+    ("launch", "Launch a draft experiment (flag activated, start_date set)"),
+    ("pause", "Pause a running experiment (flag deactivated)"),
+    ("resume", "Resume a paused experiment (flag reactivated)"),
+    ("end", "End a running experiment (conclusion, conclusion_comment)"),
+    ("reset", "Reset an experiment back to draft"),
+    ("archive", "Archive an ended experiment"),
+    ("unarchive", "Unarchive an experiment"),
+):
+    _register_action(_operation, _summary)  # type: ignore[arg-type]
+
+
+@router.get("/experiments/{experiment_id}/activity/", summary="Audit trail of the experiment's transitions")
+async def activity(
+    request: Request, experiment_id: int, ctx: Annotated[ProjectContext, READ], session: SessionDep
+) -> dict[str, Any]:
+    await commands.load(session, ctx, experiment_id)
+    limit, offset = page_params(request)
+    count, rows = await queries.activity_of(session, ctx.project_id, experiment_id, limit=limit, offset=offset)
+    results = [
+        {
+            "id": row.id,
+            "operation": row.operation,
+            "outcome": row.outcome,
+            "via": row.via,
+            "actor_id": row.actor_id,
+            "from_status": row.from_status,
+            "to_status": row.to_status,
+            "detail": row.detail,
+            "operation_id": row.operation_id,
+            "created_at": iso(row.created_at),
+        }
+        for row in rows
+    ]
+    return paginated(request, count, results, limit, offset)
+
+
+__all__ = ["ApiError"]

@@ -1,0 +1,111 @@
+"""Queries for experiments: lookups, id allocation, the lifecycle snapshot. Helpers never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.tables import (
+    AppliedOperation,
+    Experiment,
+    ExperimentActivity,
+    ExperimentIdAllocation,
+    FeatureFlag,
+)
+from domain.flag_rules import flag_variant_keys
+from domain.lifecycle import LifecycleFacts, stored_status
+
+
+async def allocate_experiment_id(session: AsyncSession, team_id: int) -> int:
+    allocation = ExperimentIdAllocation(team_id=team_id)
+    session.add(allocation)
+    await session.flush()
+    assert allocation.id is not None
+    return allocation.id
+
+
+async def experiment_by_id(
+    session: AsyncSession, team_id: int, experiment_id: int, *, include_deleted: bool = False
+) -> Experiment | None:
+    experiment = await session.get(Experiment, experiment_id)
+    if experiment is None or experiment.team_id != team_id:
+        return None
+    if experiment.deleted and not include_deleted:
+        return None
+    return experiment
+
+
+async def lock_experiment(session: AsyncSession, experiment_id: int) -> Experiment | None:
+    """The row, locked for the rest of the transaction on PostgreSQL (SQLite locks on write)."""
+    result = await session.exec(
+        select(Experiment).where(Experiment.id == experiment_id).with_for_update()
+    )
+    return result.first()
+
+
+async def flag_of(session: AsyncSession, experiment: Experiment) -> FeatureFlag | None:
+    return await session.get(FeatureFlag, experiment.feature_flag_id)
+
+
+def facts_of(experiment: Experiment, flag: FeatureFlag | None) -> LifecycleFacts:
+    return LifecycleFacts(
+        start_date=experiment.start_date,
+        end_date=experiment.end_date,
+        archived=experiment.archived,
+        flag_active=bool(flag and flag.active),
+        flag_deleted=bool(flag and flag.deleted),
+        has_flag=flag is not None,
+    )
+
+
+def snapshot_fields(experiment: Experiment, flag: FeatureFlag | None) -> dict[str, Any]:
+    """The columns the workflow's ExperimentSnapshot is built from."""
+    assert experiment.id is not None
+    return {
+        "project_id": experiment.team_id,
+        "experiment_id": experiment.id,
+        "name": experiment.name,
+        "flag_id": flag.id if flag else None,
+        "flag_key": flag.key if flag else None,
+        "flag_active": bool(flag and flag.active),
+        "flag_deleted": bool(flag and flag.deleted),
+        "flag_version": flag.version if flag else 0,
+        "flag_variant_keys": flag_variant_keys(flag.filters) if flag else [],
+        "start_date": experiment.start_date,
+        "end_date": experiment.end_date,
+        "archived": experiment.archived,
+        "deleted": experiment.deleted,
+        "version": experiment.version,
+    }
+
+
+def refresh_status(experiment: Experiment) -> None:
+    """PostHog's save(): the stored status is always recomputed from the dates."""
+    experiment.status = stored_status(experiment.start_date, experiment.end_date).value
+
+
+async def applied_result(session: AsyncSession, op_id: str) -> dict[str, Any] | None:
+    applied = await session.get(AppliedOperation, op_id)
+    return applied.result if applied is not None else None
+
+
+async def experiments_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Experiment]:
+    if not ids:
+        return []
+    return (await session.exec(select(Experiment).where(col(Experiment.id).in_(ids)))).all()
+
+
+async def activity_of(
+    session: AsyncSession, team_id: int, experiment_id: int, *, limit: int, offset: int
+) -> tuple[int, Sequence[ExperimentActivity]]:
+    base = select(ExperimentActivity).where(
+        ExperimentActivity.team_id == team_id, ExperimentActivity.experiment_id == experiment_id
+    )
+    rows = (
+        await session.exec(base.order_by(col(ExperimentActivity.id).desc()).offset(offset).limit(limit))
+    ).all()
+    count = len((await session.exec(base)).all())
+    return count, rows

@@ -1,0 +1,51 @@
+"""Experiment metrics: the ExperimentMetric schema, payload validation, uuids and orderings."""
+
+from domain.metrics.ordering import (
+    SavedMetricRef,
+    assign_metric_uuids,
+    compute_ordering,
+    orderings_with_saved_metrics,
+    saved_metric_kind,
+    split_saved_uuids,
+    sync_ordering_with_metrics,
+    sync_ordering_with_saved_metrics,
+    validate_ordering_coverage,
+)
+from domain.metrics.validation import (
+    LEGACY_METRIC_KINDS,
+    check_action_ids,
+    check_event_names,
+    collect_action_ids,
+    collect_event_names,
+    has_legacy_metrics,
+    is_legacy_metric,
+    metric_uuids,
+    missing_actions_message,
+    safe_pydantic_errors,
+    unknown_events_message,
+    validate_metrics,
+)
+
+__all__ = [
+    "LEGACY_METRIC_KINDS",
+    "SavedMetricRef",
+    "assign_metric_uuids",
+    "check_action_ids",
+    "check_event_names",
+    "collect_action_ids",
+    "collect_event_names",
+    "compute_ordering",
+    "has_legacy_metrics",
+    "is_legacy_metric",
+    "metric_uuids",
+    "missing_actions_message",
+    "orderings_with_saved_metrics",
+    "safe_pydantic_errors",
+    "saved_metric_kind",
+    "split_saved_uuids",
+    "sync_ordering_with_metrics",
+    "sync_ordering_with_saved_metrics",
+    "unknown_events_message",
+    "validate_metrics",
+    "validate_ordering_coverage",
+]

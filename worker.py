@@ -1,0 +1,64 @@
+"""Composition root of the worker: settings -> engine -> activities -> Worker.
+
+`python worker.py` runs one worker against TEMPORAL_ADDRESS (it never starts a server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.experiments import ExperimentActivities
+from db.engine import make_async_engine, make_sessionmaker
+from settings import Settings, load_settings
+from workflows.client import connect_with_retry
+from workflows.experiment import ExperimentWorkflow
+
+log = logging.getLogger("flagship.worker")
+
+
+def build_worker(client: Client, settings: Settings, engine: AsyncEngine, **overrides: object) -> Worker:
+    experiment_activities = ExperimentActivities(make_sessionmaker(engine))
+    options: dict[str, object] = {
+        "task_queue": settings.task_queue,
+        "workflows": [ExperimentWorkflow],
+        "activities": experiment_activities.all(),
+        # In-flight activities get this long to finish on SIGTERM before the worker exits.
+        "graceful_shutdown_timeout": timedelta(seconds=10),
+    }
+    options.update(overrides)
+    return Worker(client, **options)  # type: ignore[arg-type]
+
+
+async def run_worker(settings: Settings) -> None:
+    if settings.temporal_address is None:
+        raise SystemExit("flagship worker: TEMPORAL_ADDRESS must point at a Temporal server")
+    client = await connect_with_retry(settings.temporal_address, settings.temporal_namespace)
+    engine = make_async_engine(settings.database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with build_worker(client, settings, engine):
+            log.info("worker polling task queue %s", settings.task_queue)
+            await stop.wait()
+    finally:
+        await engine.dispose()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run_worker(load_settings()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

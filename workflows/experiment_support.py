@@ -1,0 +1,87 @@
+"""Pieces of the experiment workflow that are not handlers: error conversion, search attributes,
+activity options. Deterministic and side-effect free (imported inside the workflow sandbox)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from domain.errors import DomainError
+from workflows.models import ExperimentSnapshot
+from workflows.search_attributes import EXPERIMENT_ID, EXPERIMENT_STATUS, FEATURE_FLAG_KEY, PROJECT_ID
+
+# The lifecycle write is one short SQL transaction. 10 s covers a busy SQLite lock wait; five
+# attempts bound the HTTP call (an unbounded retry would leave the caller hanging, notes §1.3).
+LIFECYCLE_ACTIVITY_TIMEOUT = timedelta(seconds=10)
+LIFECYCLE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=5,
+    non_retryable_error_types=["ValidationFailed", "NotFound", "Conflict", "PermissionDenied"],
+)
+
+DOMAIN_TYPES = {
+    "validation": "ValidationFailed",
+    "not_found": "NotFound",
+    "permission_denied": "PermissionDenied",
+    "conflict": "Conflict",
+}
+
+BUSY_MESSAGE = "Another transition of this experiment is in progress. Retry shortly."
+
+
+def rejection(err: DomainError) -> ApplicationError:
+    """A domain error as the update failure the API maps back to PostHog's 4xx."""
+    return ApplicationError(err.detail, {"attr": err.attr, "code": err.code}, type=DOMAIN_TYPES[err.kind])
+
+
+def busy() -> ApplicationError:
+    return ApplicationError(BUSY_MESSAGE, {"attr": None, "code": "conflict"}, type="Conflict")
+
+
+def not_found() -> ApplicationError:
+    return ApplicationError("Not found.", {"attr": None, "code": "not_found"}, type="NotFound")
+
+
+def from_activity_error(err: ActivityError) -> ApplicationError:
+    """Surface the activity's own failure (type, message, details) as the update's failure."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return ApplicationError(cause.message, *cause.details, type=cause.type or "ActivityFailed")
+    return ApplicationError(
+        "The change could not be applied. Try again shortly.",
+        {"attr": None, "code": "activity_failed"},
+        type="Unavailable",
+    )
+
+
+def search_attribute_updates(snapshot: ExperimentSnapshot) -> list[object]:
+    updates: list[object] = [
+        EXPERIMENT_STATUS.value_set(snapshot.status.value),
+        EXPERIMENT_ID.value_set(snapshot.experiment_id),
+        PROJECT_ID.value_set(snapshot.project_id),
+    ]
+    if snapshot.flag_key:
+        updates.append(FEATURE_FLAG_KEY.value_set(snapshot.flag_key))
+    return updates
+
+
+def start_search_attributes(
+    project_id: int, experiment_id: int, status: str, flag_key: str | None
+) -> TypedSearchAttributes:
+    pairs: list[SearchAttributePair[object]] = [
+        SearchAttributePair(PROJECT_ID, project_id),  # type: ignore[list-item]
+        SearchAttributePair(EXPERIMENT_ID, experiment_id),  # type: ignore[list-item]
+        SearchAttributePair(EXPERIMENT_STATUS, status),  # type: ignore[list-item]
+    ]
+    if flag_key:
+        pairs.append(SearchAttributePair(FEATURE_FLAG_KEY, flag_key))  # type: ignore[arg-type]
+    return TypedSearchAttributes(pairs)  # type: ignore[arg-type]
+
+
+def upsert_state(snapshot: ExperimentSnapshot) -> None:
+    workflow.upsert_search_attributes(search_attribute_updates(snapshot))  # type: ignore[arg-type]
+    workflow.upsert_memo({"name": snapshot.name})
