@@ -48,7 +48,9 @@ class StartupError(Exception):
 
 
 def say(message: str) -> None:
-    print(f"flagship: {message}", file=sys.stderr, flush=True)
+    # After SIGHUP the terminal may be gone: stopping the children matters more than the message.
+    with contextlib.suppress(OSError):
+        print(f"flagship: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -72,7 +74,8 @@ class Child:
         if self.process.returncode is None:
             self.signal_group(signal.SIGTERM)
             if not await _finished_within(self.process.wait(), timeout, hurry):
-                say(f"the {self.name} did not stop within {timeout:.0f} s; killing it")
+                why = "asked twice" if hurry.is_set() else f"not stopped within {timeout:.0f} s"
+                say(f"killing the {self.name} ({why})")
                 self.signal_group(signal.SIGKILL)
                 await self.process.wait()
         # Stragglers of an exited leader (uvicorn's worker processes, say) must not outlive us.
@@ -197,7 +200,8 @@ async def announce_when_listening(settings: Settings) -> None:
             continue
         writer.close()
         await writer.wait_closed()
-        print(banner(settings), flush=True)
+        with contextlib.suppress(OSError):  # as in say()
+            print(banner(settings), flush=True)
         return
 
 
@@ -276,8 +280,8 @@ class Supervisor:
                         f"{TEMPORAL_START_TIMEOUT:.0f} s ({exc})"
                     ) from exc
                 await asyncio.sleep(POLL_INTERVAL)
-        # start-dev registered them from the flags; this also covers a persisted file from an older
-        # version that lacks a newer attribute.
+        # start-dev registers them from the flags; one RPC to check makes a missing one fail here,
+        # loudly, instead of as a stuck workflow later.
         await ensure_search_attributes(client, namespace)
 
     async def prepare_external_temporal(self) -> None:

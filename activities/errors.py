@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.exceptions import ApplicationError
 
 from domain.errors import DomainError
@@ -14,11 +16,11 @@ DOMAIN_ERROR_TYPES = {
 }
 
 
-def to_application_error(err: DomainError) -> ApplicationError:
+def to_application_error(err: DomainError, snapshot: dict[str, Any] | None = None) -> ApplicationError:
     """A precondition that fails against the database will fail again: never retry it."""
     return ApplicationError(
         err.detail,
-        {"attr": err.attr, "code": err.code},
+        {"attr": err.attr, "code": err.code, "snapshot": snapshot},
         type=DOMAIN_ERROR_TYPES.get(err.kind, "ValidationFailed"),
         non_retryable=True,
     )

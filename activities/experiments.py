@@ -26,6 +26,9 @@ from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.lifecycle import stored_status
 from workflows.models import (
     ActivityInput,
+    AppliedRecord,
+    Truth,
+    TruthInput,
     CreateRequest,
     ExperimentSnapshot,
     HistoryEntry,
@@ -65,12 +68,26 @@ class ExperimentActivities:
         self.sessionmaker = sessionmaker
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.create_experiment, self.apply_transition, self.apply_update, self.record_history]
+        return [
+            self.create_experiment,
+            self.apply_transition,
+            self.apply_update,
+            self.record_history,
+            self.load_truth,
+        ]
 
     async def _once(
-        self, op_id: str, work: Callable[[AsyncSession], Any]
+        self,
+        op_id: str,
+        work: Callable[[AsyncSession], Any],
+        experiment_id: int | None = None,
+        operation: str | None = None,
     ) -> ExperimentSnapshot:
-        """Run `work` in one transaction unless `op_id` was already applied."""
+        """Run `work` in one transaction unless `op_id` was already applied.
+
+        A refused precondition carries the row's current snapshot, so a workflow whose cached
+        state drifted from the database (e.g. a flag edited elsewhere) adopts the truth.
+        """
         try:
             async with self.sessionmaker() as session:
                 previous = await queries.applied_result(session, op_id)
@@ -79,13 +96,46 @@ class ExperimentActivities:
                 snapshot: ExperimentSnapshot = await work(session)
                 session.add(
                     AppliedOperation(
-                        op_id=op_id, experiment_id=snapshot.experiment_id, result=snapshot.model_dump(mode="json")
+                        op_id=op_id,
+                        experiment_id=snapshot.experiment_id,
+                        operation=operation,
+                        result=snapshot.model_dump(mode="json"),
                     )
                 )
                 await session.commit()
                 return snapshot
         except DomainError as err:
-            raise to_application_error(err) from None
+            current = await self._current(experiment_id) if experiment_id is not None else None
+            raise to_application_error(err, current) from None
+
+    async def _current(self, experiment_id: int) -> dict[str, Any] | None:
+        truth = await self._truth(experiment_id)
+        return truth.model_dump(mode="json") if truth is not None else None
+
+    async def _truth(self, experiment_id: int) -> Truth | None:
+        """The row's snapshot plus the operations recently applied to it.
+
+        A local activity can commit while the workflow task that ran it is lost (an update
+        aborted by the server under contention); the workflow reconciles from this.
+        """
+        async with self.sessionmaker() as session:
+            experiment = await session.get(Experiment, experiment_id)
+            if experiment is None:
+                return None
+            fields = queries.snapshot_fields(experiment, await queries.flag_of(session, experiment))
+            applied = [
+                AppliedRecord(op_id=row.op_id, operation=row.operation, at=row.created_at, result=row.result)
+                for row in await queries.recent_operations(session, experiment_id)
+                if row.result
+            ]
+            return Truth(snapshot=ExperimentSnapshot.model_validate(fields), applied=applied)
+
+    @activity.defn(name="experiment.load_truth")
+    async def load_truth(self, inp: TruthInput) -> Truth:
+        truth = await self._truth(inp.experiment_id)
+        if truth is None:
+            raise to_application_error(NotFound())
+        return truth
 
     @activity.defn(name="experiment.create")
     async def create_experiment(self, inp: CreateInput) -> ExperimentSnapshot:
@@ -111,7 +161,7 @@ class ExperimentActivities:
             _audit(session, experiment, "create", req.actor_id, inp.op_id, None)
             return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
 
-        return await self._once(inp.op_id, work)
+        return await self._once(inp.op_id, work, operation="create")
 
     async def _resolve_flag(self, session: AsyncSession, req: CreateRequest, now: datetime) -> FeatureFlag:
         if req.flag_id is not None:
@@ -140,7 +190,7 @@ class ExperimentActivities:
             _audit(session, experiment, inp.operation, inp.request.actor_id, inp.op_id, before.value, via=inp.request.via)
             return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
 
-        return await self._once(inp.op_id, work)
+        return await self._once(inp.op_id, work, inp.experiment_id, inp.operation)
 
     @activity.defn(name="experiment.update")
     async def apply_update(self, inp: UpdateInput) -> ExperimentSnapshot:
@@ -160,7 +210,7 @@ class ExperimentActivities:
             _audit(session, experiment, operation, req.actor_id, inp.op_id, before)
             return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
 
-        return await self._once(inp.op_id, work)
+        return await self._once(inp.op_id, work, inp.experiment_id, _update_operation(inp.request.changes))
 
     @activity.defn(name="experiment.record")
     async def record_history(self, inp: RecordInput) -> None:

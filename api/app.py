@@ -9,9 +9,11 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routes import accounts, experiments, feature_flags, health
+from api.flag_cache import FlagCache
+from api.routes import accounts, capture, experiments, feature_flags, flags_eval, health, local_evaluation
 from api.temporal import TemporalGateway
 from db.engine import make_async_engine, make_sessionmaker
+from db.events import EventWriter
 from settings import Settings, load_settings
 
 # Routers mounted under both /api/projects/{project_id} and its alias /api/environments/{project_id}.
@@ -28,9 +30,13 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.temporal = TemporalGateway(settings, temporal_client)
+        app.state.flag_cache = await FlagCache.start(engine)
+        app.state.event_writer = EventWriter(engine).start()
         try:
             yield
         finally:
+            await app.state.event_writer.stop()
+            await app.state.flag_cache.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -44,6 +50,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # The SDK hot paths first: routes are matched in order.
+    for sdk_router in (flags_eval.router, capture.router, local_evaluation.router):
+        app.include_router(sdk_router)
     app.include_router(health.router)
     app.include_router(accounts.router)
     for router in PROJECT_ROUTERS:

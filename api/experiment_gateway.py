@@ -69,35 +69,70 @@ async def execute_update(
     flag_key: str | None,
     update_id: str | None,
 ) -> ExperimentSnapshot:
-    """Run one Update on the experiment's workflow (starting it if needed); bounded in time."""
+    """Run one Update on the experiment's workflow (starting it if needed); bounded in time.
+
+    The common case is a running workflow, so a plain update goes first (one RPC, no
+    multi-operation); only when the workflow is missing or closed does Update-With-Start run.
+    """
     client = await gateway.client()
-    op = _start_operation(gateway, project_id, experiment_id, start, flag_key)
     try:
         async with asyncio.timeout(gateway.rpc_timeout.total_seconds() + 1):
-            result: ExperimentSnapshot = await client.execute_update_with_start_workflow(
-                update,
-                arg,
-                start_workflow_operation=op,
-                id=update_id,
-                result_type=ExperimentSnapshot,
-                rpc_timeout=gateway.rpc_timeout,
-            )
-            return result
+            if start.snapshot is not None:
+                handle = client.get_workflow_handle(experiment_workflow_id(project_id, experiment_id))
+                try:
+                    result: ExperimentSnapshot = await handle.execute_update(
+                        update, arg, id=update_id, result_type=ExperimentSnapshot, rpc_timeout=gateway.rpc_timeout
+                    )
+                    return result
+                except RPCError as err:
+                    if err.status != RPCStatusCode.NOT_FOUND:
+                        raise
+            return await _update_with_start(gateway, project_id, experiment_id, update, arg, start, flag_key, update_id)
     except WorkflowUpdateFailedError as err:
         raise UpdateRejected(map_failure(err.cause)) from None
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         raise UpdateRejected(service_unavailable(NO_WORKER)) from None
     except RPCError as err:
         raise UpdateRejected(_map_rpc(err)) from None
+
+
+async def _update_with_start(
+    gateway: TemporalGateway,
+    project_id: int,
+    experiment_id: int,
+    update: str,
+    arg: BaseModel,
+    start: WorkflowInput,
+    flag_key: str | None,
+    update_id: str | None,
+) -> ExperimentSnapshot:
+    client = await gateway.client()
+    op = _start_operation(gateway, project_id, experiment_id, start, flag_key)
+    try:
+        result: ExperimentSnapshot = await client.execute_update_with_start_workflow(
+            update,
+            arg,
+            start_workflow_operation=op,
+            id=update_id,
+            result_type=ExperimentSnapshot,
+            rpc_timeout=gateway.rpc_timeout,
+        )
+        return result
     finally:
         # A failed start leaves its exception in the handle future; retrieve it (notes §2).
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(op.workflow_handle(), timeout=0.01)
 
 
+TOO_MANY = "Too many concurrent changes to this experiment. Retry shortly."
+
+
 def _map_rpc(err: RPCError) -> ApiError:
     if err.status == RPCStatusCode.NOT_FOUND:
         return not_found()
+    if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        # The server caps in-flight updates per workflow; that is a conflict, not an outage.
+        return ApiError(409, "invalid_request", "conflict", TOO_MANY)
     return service_unavailable(f"Temporal is unavailable ({err.status.name}). Try again shortly.")
 
 

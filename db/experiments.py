@@ -109,3 +109,18 @@ async def activity_of(
     ).all()
     count = len((await session.exec(base)).all())
     return count, rows
+
+
+async def recent_operations(
+    session: AsyncSession, experiment_id: int, limit: int = 50
+) -> list[AppliedOperation]:
+    """The latest operations applied to one experiment, oldest first."""
+    rows = (
+        await session.exec(
+            select(AppliedOperation)
+            .where(AppliedOperation.experiment_id == experiment_id)
+            .order_by(col(AppliedOperation.created_at).desc())
+            .limit(limit)
+        )
+    ).all()
+    return list(reversed(rows))

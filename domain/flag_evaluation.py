@@ -174,7 +174,7 @@ def _compile_condition(
         index=index,
         properties=compile_properties(props) if props else None,
         threshold=threshold,
-        variant=override if override and override in variants else None,
+        variant=override if isinstance(override, str) and override in variants else None,
         aggregation=flag_aggregation if own is None else str(own),
     )
 
@@ -185,7 +185,8 @@ def _payload_string(payload: Any) -> str | None:
 
 
 class CompiledFlag:
-    """A definition preprocessed for the /flags hot path; immutable, shareable across threads."""
+    """A definition preprocessed for the /flags hot path. Safe to share across threads: its only state is
+    caches of immutable results, which racing writers fill with equal values."""
 
     __slots__ = (
         "_aggregation", "_conditions", "_device_bucketing", "_disabled", "_early_exit", "_enrollment_key",
@@ -197,7 +198,7 @@ class CompiledFlag:
         self.definition = definition
         filters = definition.filters or {}
         self._prefix = encode_identifier(f"{definition.key}.")
-        self._results: dict[tuple[int, int | None, str | None, bool], FlagResult] = {}
+        self._results: dict[tuple[int, bool, int | None, str | None, bool], FlagResult] = {}
         self._matches: dict[tuple[int | None, str | None], FlagResult] = {}
         self._payloads = {str(k): _payload_string(v) for k, v in (filters.get("payloads") or {}).items()}
         variants = ((filters.get("multivariate") or {}).get("variants")) or []
@@ -308,7 +309,7 @@ class CompiledFlag:
         """Results are few per flag (reason x condition x variant), so each is built once and shared."""
         on = code in (_MATCH, _HOLDOUT) if enabled is None else enabled
         variant = variant if on else None
-        cache_key = (code, index, variant, inconclusive)
+        cache_key = (code, on, index, variant, inconclusive)
         cached = self._results.get(cache_key)
         if cached is None:
             reason = _BY_PRIORITY[code]

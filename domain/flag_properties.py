@@ -37,6 +37,7 @@ _TRUTHS = {"true": True, "false": False}
 # Escapes, character classes (a leading `]` is literal) and `$`: the tokens the Rust rewrite must tell apart.
 _REGEX_TOKENS = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|\$", re.DOTALL)
 _RELATIVE_DATE = re.compile(r"^-?(?P<number>[0-9]+)(?P<interval>[a-z])$")
+_BARE_YEAR, _SPACED_OFFSET = re.compile(r"\d{4}"), re.compile(r" ([+-]\d{2}:\d{2})$")
 # Keyed by the positive operator; `not_<op>` negates it.
 _TEXT_OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "icontains": lambda value, needle: needle in value,
@@ -113,11 +114,11 @@ def parse_datetime(value: str) -> datetime:
         text = text[:-1] + "+00:00"
     elif text.upper().endswith(" UTC"):
         text = text[:-4] + "+00:00"
-    elif re.fullmatch(r"\d{4}", text):
+    elif _BARE_YEAR.fullmatch(text):
         # The SDK takes today's month and day in local time; a server's local zone is meaningless: UTC.
         today = datetime.now(UTC)
         return datetime(int(text), today.month, today.day, tzinfo=UTC)
-    parsed = datetime.fromisoformat(re.sub(r" ([+-]\d{2}:\d{2})$", r"\1", text))
+    parsed = datetime.fromisoformat(_SPACED_OFFSET.sub(r"\1", text) if " " in text else text)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
@@ -168,7 +169,7 @@ def _date_filter(value: Any) -> Callable[[], datetime]:
         except (ValueError, OverflowError) as error:
             raise InconclusiveMatchError("the date set on the flag is not a valid format") from error
 
-    if not _RELATIVE_DATE.search(text) and not re.fullmatch(r"\d{4}", text.strip()):
+    if not _RELATIVE_DATE.search(text) and not _BARE_YEAR.fullmatch(text.strip()):
         # An invalid date raises at match time instead: a null property must still be a plain mismatch.
         with contextlib.suppress(InconclusiveMatchError):
             fixed = resolve()
@@ -355,8 +356,8 @@ def _inconclusive(values: Mapping[str, Any]) -> None:
 
 def compile_property(prop: Mapping[str, Any]) -> PropertyMatcher:
     """Compile one filter `{key, operator, value, type}`; a missing property is inconclusive (even for is_not_set)."""
-    key = prop.get("key")
-    if prop.get("type") in ("cohort", "flag") or not isinstance(key, str):
+    key = prop.get("key") if isinstance(prop, Mapping) else None
+    if not isinstance(key, str) or prop.get("type") in ("cohort", "flag"):
         return _inconclusive
     try:
         test = _value_test(prop.get("operator") or "exact", prop.get("value"))

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.experiment_checks import check_launchable
     from domain.lifecycle import Operation, check_transition
     from workflows import experiment_support as support
+    from workflows.constants import update_operation_id
     from workflows.models import (
         ActivityInput,
         CreateRequest,
@@ -28,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
         HistoryEntry,
         RecordInput,
         TransitionRequest,
+        Truth,
+        TruthInput,
         UpdateRequest,
         WorkflowInput,
     )
@@ -339,7 +342,53 @@ class ExperimentWorkflow:
             )
             return result
         except ActivityError as err:
+            truth = support.truth_from_failure(err)
+            if truth is not None:
+                self._adopt(truth)  # the database disagreed with our cache
             raise support.from_activity_error(err) from None
+
+    def _adopt(self, truth: Truth) -> None:
+        """Take the database's state, and record operations it applied that we never saw.
+
+        That happens when the server discards the workflow task that ran a local activity
+        (it aborts in-flight updates under contention): the write committed, the history lost
+        it. Recording it here keeps history, state and row in agreement, and a retried update
+        id then returns its first result.
+        """
+        prefix = update_operation_id(workflow.info().workflow_id, "")
+        for record in truth.applied:
+            update_id = record.op_id.removeprefix(prefix) if record.op_id.startswith(prefix) else None
+            if update_id is None or update_id in self._results:
+                continue
+            self._results[update_id] = record.result
+            self._insert_in_order(
+                HistoryEntry(
+                    operation=record.operation or "update",
+                    outcome="accepted",
+                    via="rest",
+                    at=record.at,
+                    to_status=record.result.status,
+                    detail="recovered from the database",
+                    update_id=update_id,
+                    version=record.result.version,
+                )
+            )
+        self._snapshot = truth.snapshot
+        support.upsert_state(truth.snapshot)
+
+    @workflow.update(name="resync")
+    async def resync(self) -> ExperimentSnapshot:
+        """Reload state from the database (the API calls it when it finds an applied operation
+        whose update the workflow does not know)."""
+        async with self._lock:
+            truth = await workflow.execute_local_activity_method(
+                ExperimentActivities.load_truth,
+                TruthInput(experiment_id=self._experiment_id),
+                start_to_close_timeout=support.LIFECYCLE_ACTIVITY_TIMEOUT,
+                retry_policy=support.LIFECYCLE_RETRY,
+            )
+            self._adopt(truth)
+            return truth.snapshot
 
     def _accept(
         self,
@@ -360,12 +409,24 @@ class ExperimentWorkflow:
                 from_status=before.status if before else None,
                 to_status=snapshot.status,
                 update_id=self._update_id(),
+                version=snapshot.version,
             )
         )
         update_id = self._update_id()
         if update_id is not None:
             self._results[update_id] = snapshot
         support.upsert_state(snapshot)
+
+    def _insert_in_order(self, entry: HistoryEntry) -> None:
+        """Place a recovered transition where its row version says it happened."""
+        position = len(self._history)
+        while position > 0:
+            previous = self._history[position - 1].version
+            if previous is None or entry.version is None or previous < entry.version:
+                break
+            position -= 1
+        self._history.insert(position, entry)
+        del self._history[:-HISTORY_LIMIT]
 
     def _remember(self, entry: HistoryEntry) -> None:
         self._history.append(entry)
@@ -389,7 +450,7 @@ class ExperimentWorkflow:
     def _op_id(self, operation: str) -> str:
         update_id = self._update_id()
         if update_id is not None:
-            return f"update:{workflow.info().workflow_id}:{update_id}"
+            return update_operation_id(workflow.info().workflow_id, update_id)
         version = self._snapshot.version if self._snapshot else 0
         return f"{workflow.info().workflow_id}:{version}:{operation}"
 

@@ -10,7 +10,7 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain.errors import DomainError
-from workflows.models import ExperimentSnapshot
+from workflows.models import ExperimentSnapshot, Truth
 from workflows.search_attributes import EXPERIMENT_ID, EXPERIMENT_STATUS, FEATURE_FLAG_KEY, PROJECT_ID
 
 # The lifecycle write is one short SQL transaction. 10 s covers a busy SQLite lock wait; five
@@ -56,6 +56,16 @@ def from_activity_error(err: ActivityError) -> ApplicationError:
         {"attr": None, "code": "activity_failed"},
         type="Unavailable",
     )
+
+
+def truth_from_failure(err: ActivityError) -> Truth | None:
+    """The row's truth attached to a refused activity (see activities.experiments._truth)."""
+    cause = err.cause
+    if not isinstance(cause, ApplicationError) or not cause.details:
+        return None
+    info = cause.details[0]
+    raw = info.get("snapshot") if isinstance(info, dict) else None
+    return Truth.model_validate(raw) if raw else None
 
 
 def search_attribute_updates(snapshot: ExperimentSnapshot) -> list[object]:

@@ -109,6 +109,8 @@ class HistoryEntry(BaseModel):
     to_status: Status | None = None
     detail: str | None = None
     update_id: str | None = None
+    # The row version the transition produced: orders recovered entries among the others.
+    version: int | None = None
 
 
 class ActivityInput(BaseModel):
@@ -120,6 +122,26 @@ class ActivityInput(BaseModel):
     experiment_id: int
     now: AwareDatetime
     request: TransitionRequest
+
+
+class AppliedRecord(BaseModel):
+    """An operation the database applied, as the idempotency table remembers it."""
+
+    op_id: str
+    operation: str | None
+    at: AwareDatetime
+    result: ExperimentSnapshot
+
+
+class Truth(BaseModel):
+    """The row's current snapshot and its recently applied operations (oldest first)."""
+
+    snapshot: ExperimentSnapshot
+    applied: list[AppliedRecord] = Field(default_factory=list)
+
+
+class TruthInput(BaseModel):
+    experiment_id: int
 
 
 class RecordInput(BaseModel):

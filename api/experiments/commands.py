@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,6 +16,7 @@ from api.temporal import TemporalGateway
 from db import experiments as queries
 from db.tables import Experiment, ExperimentActivity, FeatureFlag
 from domain.lifecycle import stored_status
+from workflows.constants import experiment_workflow_id, update_operation_id
 from workflows.models import ExperimentSnapshot, WorkflowInput
 
 
@@ -50,6 +52,7 @@ async def send(
     if hasattr(arg, "observed"):
         arg = arg.model_copy(update={"observed": observed})
     experiment_id = experiment.id
+    update_id = idempotency_key or str(uuid.uuid4())
     # End our read transaction first: the activity writes from another connection, and the
     # re-read below must see its commit (and SQLite must not see our snapshot lock).
     await session.commit()
@@ -62,15 +65,35 @@ async def send(
             arg=arg,
             start=WorkflowInput(project_id=ctx.project_id, experiment_id=experiment_id, snapshot=observed),
             flag_key=observed.flag_key,
-            update_id=idempotency_key,
+            update_id=update_id,
         )
     except UpdateRejected as rejected:
-        await record_rejection(session, ctx, experiment_id, update, rejected.error, observed)
-        raise rejected.error from None
+        if not await _applied_anyway(session, gateway, ctx.project_id, experiment_id, update_id):
+            await record_rejection(session, ctx, experiment_id, update, rejected.error, observed)
+            raise rejected.error from None
     session.expire_all()
     fresh = await queries.experiment_by_id(session, ctx.project_id, experiment_id, include_deleted=True)
     assert fresh is not None
     return await experiment_out(session, fresh, user_access_level=access_level(ctx))
+
+
+async def _applied_anyway(
+    session: AsyncSession, gateway: TemporalGateway, project_id: int, experiment_id: int, update_id: str
+) -> bool:
+    """Did the write commit although the update reported failure?
+
+    The server may abort an update whose local activity already committed (it discards the
+    workflow task under contention); the client's retry is then refused. The idempotency row
+    tells the truth: answer 200 and let the workflow reload what it missed.
+    """
+    workflow_id = experiment_workflow_id(project_id, experiment_id)
+    if await queries.applied_result(session, update_operation_id(workflow_id, update_id)) is None:
+        return False
+    client = await gateway.client()
+    await client.get_workflow_handle(workflow_id).execute_update(
+        "resync", result_type=ExperimentSnapshot, rpc_timeout=gateway.rpc_timeout
+    )
+    return True
 
 
 def access_level(ctx: ProjectContext) -> str | None:

@@ -74,6 +74,7 @@ class AppliedOperation(SQLModel, table=True):
 
     op_id: str = Field(primary_key=True, max_length=200)
     experiment_id: int | None = Field(default=None, index=True)
+    operation: str | None = Field(default=None, max_length=40)
     result: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -351,6 +351,7 @@ RUNNING_VARIANTS = "Can't update feature_flag_variants on Experiment"
         ),
         (_snap(**RUNNING), {"parameters": _vs("control", "test", "c")}, RUNNING_VARIANTS),
         (_snap(status="stopped"), {"parameters": _vs("control", "other")}, RUNNING_VARIANTS),
+        (_snap(**RUNNING), {"parameters": {"feature_flag_variants": None}}, RUNNING_VARIANTS),
         (_snap(**RUNNING, holdout_id=None), {"holdout_id": 4}, "Can't update holdout on running Experiment"),
         (_snap(**RUNNING, holdout_id=4), {"holdout_id": None}, "Can't update holdout on running Experiment"),
         (_snap(), {"filters": {"properties": [{}]}}, "Experiments do not support global filter properties"),

@@ -8,6 +8,8 @@ returns None it could not decide (a property was not sent) and Flagship must the
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 import uuid
 import warnings
@@ -36,8 +38,7 @@ def _prop(key: str, operator: str, value: Any = None, **extra: Any) -> dict[str,
     return {"key": key, "operator": operator, "value": value, "type": "person", **extra}
 
 
-def _flag_filters() -> dict[str, dict[str, Any]]:
-    company_plan = _prop("plan", "exact", ["pro"], type="group", group_type_index=0)
+def _split_filters() -> dict[str, dict[str, Any]]:
     return {
         **{f"rollout-{p}": _rollout(p) for p in (0, 1, 33, 45, 50, 99.9, 100, None)},
         "mv-50-50": {**_rollout(100), "multivariate": _variants(50, 50)},
@@ -46,11 +47,25 @@ def _flag_filters() -> dict[str, dict[str, Any]]:
         "mv-under-100": {**_rollout(100), "multivariate": _variants(30, 30, 20.5)},
         "mv-7-decimal": {**_rollout(100), "multivariate": _variants(*[100 / 7] * 7)},
         "mv-20": {**_rollout(88.8), "multivariate": _variants(*[5] * 20)},
+        "holdout": {
+            **_rollout(100),
+            "multivariate": _variants(50, 50),
+            "holdout": {"id": 3, "exclusion_percentage": 25},
+        },
+        "no-conditions": {"groups": []},
+    }
+
+
+def _condition_filters() -> dict[str, dict[str, Any]]:
+    return {
         "conditions": {
             "groups": [
                 {"properties": [_prop("email", "icontains", "@example.com")], "rollout_percentage": 40},
                 {"properties": [_prop("plan", "exact", ["pro", "enterprise"])], "rollout_percentage": 80},
-                {"properties": [_prop("age", "gte", 30), _prop("plan", "is_not", "free")], "rollout_percentage": 50},
+                {
+                    "properties": [_prop("age", "gte", 30), _prop("plan", "is_not", "free")],
+                    "rollout_percentage": 50,
+                },
             ],
             "multivariate": _variants(50, 50),
         },
@@ -68,6 +83,19 @@ def _flag_filters() -> dict[str, dict[str, Any]]:
             ],
             "multivariate": _variants(34, 33, 33),
         },
+        "early-exit": {
+            "early_exit": True,
+            "groups": [
+                {"properties": [], "rollout_percentage": 30},
+                {"properties": [_prop("plan", "is_set")]},
+            ],
+        },
+    }
+
+
+def _group_and_operator_filters() -> dict[str, dict[str, Any]]:
+    company_plan = _prop("plan", "exact", ["pro"], type="group", group_type_index=0)
+    return {
         "group-flag": {
             "aggregation_group_type_index": 0,
             "groups": [
@@ -77,10 +105,17 @@ def _flag_filters() -> dict[str, dict[str, Any]]:
             "multivariate": _variants(50, 50),
         },
         "group-rollout": {"aggregation_group_type_index": 1, **_rollout(45)},
-        "holdout": {**_rollout(100), "multivariate": _variants(50, 50), "holdout": {"id": 3, "exclusion_percentage": 25}},
+        "holdout": {
+            **_rollout(100),
+            "multivariate": _variants(50, 50),
+            "holdout": {"id": 3, "exclusion_percentage": 25},
+        },
         "early-exit": {
             "early_exit": True,
-            "groups": [{"properties": [], "rollout_percentage": 30}, {"properties": [_prop("plan", "is_set")]}],
+            "groups": [
+                {"properties": [], "rollout_percentage": 30},
+                {"properties": [_prop("plan", "is_set")]},
+            ],
         },
         "operators": {
             "groups": [
@@ -92,8 +127,11 @@ def _flag_filters() -> dict[str, dict[str, Any]]:
                 {"properties": [_prop("beta", "exact", ["true"]), _prop("email", "not_regex", "test")]},
             ]
         },
-        "no-conditions": {"groups": []},
     }
+
+
+def _flag_filters() -> dict[str, dict[str, Any]]:
+    return {**_split_filters(), **_condition_filters(), **_group_and_operator_filters()}
 
 
 def _definitions() -> list[dict[str, Any]]:
@@ -129,7 +167,9 @@ def _person(rng: random.Random, i: int) -> dict[str, Any]:
     props: dict[str, Any] = {}
     _sometimes(rng, props, "email", [f"user-{i}@example.com", f"user-{i}@EXAMPLE.com", f"u{i}@test.io"])
     _sometimes(rng, props, "plan", ["free", "pro", "enterprise", "Pro", None])
-    _sometimes(rng, props, "age", [rng.randint(10, 70), str(rng.randint(10, 70)), rng.random() * 80, "abc", True])
+    _sometimes(
+        rng, props, "age", [rng.randint(10, 70), str(rng.randint(10, 70)), rng.random() * 80, "abc", True]
+    )
     _sometimes(rng, props, "country", ["DE", "de", "FR", "US", ["DE"]])
     _sometimes(rng, props, "signup", [signup.isoformat(), signup.strftime("%Y-%m-%d"), "not a date"])
     _sometimes(rng, props, "name", ["Alice", "robot", "BoTtom", 42])
@@ -155,7 +195,12 @@ def sdk() -> Iterator[Posthog]:
     client = Posthog("phc_oracle", host="http://127.0.0.1:9", sync_mode=True)
     client.feature_flags = _definitions()
     client.group_type_mapping = GROUP_TYPE_MAPPING
+    logger = logging.getLogger("posthog")
+    level = logger.level
+    # The SDK warns on every group flag read without groups; tens of thousands of records add nothing.
+    logger.setLevel(logging.ERROR)
     yield client
+    logger.setLevel(level)
     client.shutdown()
 
 
@@ -176,7 +221,11 @@ def test_matches_sdk_local_evaluation_for_10000_identities(sdk: Posthog) -> None
     for i in range(IDENTITIES):
         distinct_id = _identity(rng, i)
         groups, group_props = _groups(rng, i)
-        context = {"person_properties": _person(rng, i), "groups": groups, "group_properties": group_props}
+        context: dict[str, Any] = {
+            "person_properties": _person(rng, i),
+            "groups": groups,
+            "group_properties": group_props,
+        }
         for definition in definitions:
             expected = _sdk_value(sdk, definition.key, distinct_id, context)
             ours = evaluate_flag(definition, distinct_id, group_type_mapping=GROUP_TYPE_MAPPING, **context)
@@ -206,6 +255,33 @@ def test_payloads_match_sdk(sdk: Posthog) -> None:
                 expected = sdk.get_feature_flag_payload(
                     "payload-flag", f"user-{i}", match_value=ours.value, only_evaluate_locally=True
                 )
-                assert (None if ours.payload is None else __import__("json").loads(ours.payload)) == expected
+                assert (None if ours.payload is None else json.loads(ours.payload)) == expected
+    finally:
+        sdk.feature_flags = _definitions()
+
+
+def _random_flag(rng: random.Random, index: int) -> dict[str, Any]:
+    count = rng.randint(2, 20)
+    weights = [rng.random() for _ in range(count)]
+    scale = sum(weights) / rng.choice([100, 100, 99.5, 70])
+    split = [round(w / scale, rng.choice([0, 1, 2, 3])) for w in weights]
+    rollout = rng.choice([rng.uniform(0, 100), round(rng.uniform(0, 100), 1), rng.randint(0, 100)])
+    key = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz-_0123456789") for _ in range(rng.randint(1, 30)))
+    filters = {**_rollout(rollout), "multivariate": _variants(*split)}
+    return {"id": 1000 + index, "key": f"{key}-{index}", "filters": filters, "active": True}
+
+
+def test_random_splits_and_rollouts_match_sdk(sdk: Posthog) -> None:
+    # Decimal percentages and 2-20 variants: catches float accumulation and `<=` vs `<` slips.
+    rng = random.Random(7)
+    rows = [_random_flag(rng, i) for i in range(200)]
+    sdk.feature_flags = rows
+    try:
+        for row in rows:
+            definition = FlagDefinition.from_mapping(row)
+            for i in range(150):
+                distinct_id = _identity(rng, i)
+                expected = _sdk_value(sdk, definition.key, distinct_id, {})
+                assert evaluate_flag(definition, distinct_id).value == expected, (row, distinct_id)
     finally:
         sdk.feature_flags = _definitions()

@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.create_table('applied_operation',
     sa.Column('op_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('experiment_id', sa.Integer(), nullable=True),
+    sa.Column('operation', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('op_id')
@@ -119,6 +120,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('event_definition', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_event_definition_team_id'), ['team_id'], unique=False)
+
+    op.create_table('group_type_mapping',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('group_type', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
+    sa.Column('group_type_index', sa.Integer(), nullable=False),
+    sa.Column('name_singular', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True),
+    sa.Column('name_plural', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True),
+    sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['team_id'], ['project.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('team_id', 'group_type', name='uq_group_type_mapping_team_type'),
+    sa.UniqueConstraint('team_id', 'group_type_index', name='uq_group_type_mapping_team_index')
+    )
+    with op.batch_alter_table('group_type_mapping', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_group_type_mapping_team_id'), ['team_id'], unique=False)
 
     op.create_table('user',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -312,6 +329,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_user_organization_id'))
 
     op.drop_table('user')
+    with op.batch_alter_table('group_type_mapping', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_group_type_mapping_team_id'))
+
+    op.drop_table('group_type_mapping')
     with op.batch_alter_table('event_definition', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_event_definition_team_id'))
 

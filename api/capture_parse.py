@@ -1,0 +1,288 @@
+"""Request bodies of the SDK endpoints (/flags, /decide, /batch and friends): decoding and validation.
+
+Pure functions on bytes and parsed JSON, so the hot paths stay free of pydantic and FastAPI's dependency
+injection. Bodies arrive plain, gzipped (`Content-Encoding: gzip`, or `?compression=gzip-js` from
+posthog-js) or base64 (`?compression=base64`, or a form field `data=`), as PostHog accepts them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from db.events import EventRow
+
+# PostHog refuses bodies past 20 MB; the limit also bounds what a gzip bomb can expand to.
+MAX_BODY_BYTES = 20 * 1024 * 1024
+# Column widths of the event table (db/tables/events.py); PostHog truncates distinct ids to 200 too.
+MAX_DISTINCT_ID = 200
+MAX_EVENT_NAME = 400
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class PayloadError(Exception):
+    """A malformed request: answered 400 in PostHog's `{type, code, detail, attr}` shape."""
+
+    def __init__(self, detail: str, *, code: str = "invalid_payload", attr: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.code, self.attr = detail, code, attr
+
+
+def _gunzip(body: bytes) -> bytes:
+    # wbits 47 = auto-detect gzip or zlib headers; max_length bounds the expansion.
+    inflater = zlib.decompressobj(47)
+    try:
+        data = inflater.decompress(body, MAX_BODY_BYTES)
+    except zlib.error as error:
+        raise PayloadError(f"Failed to decompress gzip body: {error}", code="parse_error") from None
+    if inflater.unconsumed_tail:
+        raise PayloadError("Request body is too large.", code="payload_too_large")
+    return data
+
+
+def _unbase64(body: bytes) -> bytes:
+    try:
+        return base64.b64decode(body.strip() + b"=" * (-len(body.strip()) % 4))
+    except (binascii.Error, ValueError):
+        raise PayloadError("Malformed request data: invalid base64.", code="parse_error") from None
+
+
+def _form_data(body: bytes) -> bytes:
+    """posthog-js (and old clients) may post `data=<base64 or JSON>` form-encoded."""
+    fields = parse_qs(body.decode("latin-1"))
+    values = fields.get("data")
+    if not values:
+        raise PayloadError("Malformed request data: missing data field.", code="parse_error")
+    return values[0].encode("latin-1")
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        # Some clients send NaN/Infinity; PostHog reads them as null, as json's parse_constant allows.
+        return json.loads(data, parse_constant=lambda _name: None)
+    except (ValueError, UnicodeDecodeError):
+        raise PayloadError("Malformed request data: invalid JSON.", code="parse_error") from None
+
+
+def decode_body(
+    body: bytes, *, content_encoding: str | None, content_type: str | None, compression: str | None
+) -> Any:
+    """The JSON document of a request body, whatever encoding the client chose."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadError("Request body is too large.", code="payload_too_large")
+    compression = (compression or "").lower()
+    if content_type and content_type.startswith("application/x-www-form-urlencoded"):
+        body = _form_data(body)
+    if "gzip" in (content_encoding or "") or compression in ("gzip", "gzip-js") or body[:2] == _GZIP_MAGIC:
+        body = _gunzip(body)
+    elif compression == "base64" or (body[:1] not in (b"{", b"[", b" ", b"\n", b"\r", b"\t") and body):
+        # Upstream also sniffs base64: a JSON document always starts with `{`, `[` or whitespace.
+        body = _unbase64(body)
+    if not body.strip():
+        raise PayloadError("Malformed request data: empty body.", code="parse_error")
+    return _loads(body)
+
+
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def body_token(payload: Any) -> str | None:
+    """The project token of a /flags or capture envelope (`token`, `$token` or `api_key`)."""
+    if not isinstance(payload, Mapping):
+        return None
+    return as_str(payload.get("token")) or as_str(payload.get("$token")) or as_str(payload.get("api_key"))
+
+
+def query_token(query: Mapping[str, str]) -> str | None:
+    return as_str(query.get("token")) or as_str(query.get("api_key"))
+
+
+# ---------------------------------------------------------------------------------------------- capture
+
+
+def raw_events(payload: Any) -> list[Any]:
+    """The events of a capture envelope: `{batch: [...]}`, a bare list (posthog-js), or one event."""
+    if isinstance(payload, list):
+        events = payload
+    elif isinstance(payload, Mapping) and "batch" in payload:
+        events = payload["batch"]
+        if not isinstance(events, list):
+            raise PayloadError("Invalid payload: batch must be a list of events.", attr="batch")
+    elif isinstance(payload, Mapping) and "data" in payload and isinstance(payload["data"], list | dict):
+        return raw_events(payload["data"])
+    elif isinstance(payload, Mapping):
+        events = [payload]
+    else:
+        raise PayloadError("Invalid payload: expected a JSON object or a list of events.")
+    if not events:
+        raise PayloadError("Invalid payload: request holds no event.", attr="batch")
+    return events
+
+
+def capture_token(payload: Any, events: list[Any], query: Mapping[str, str]) -> str | None:
+    """Envelope first, then the query string, then the events themselves (posthog-js puts it there)."""
+    token = body_token(payload) or query_token(query)
+    if token:
+        return token
+    for event in events:
+        if isinstance(event, Mapping):
+            props = event.get("properties")
+            found = body_token(event) or (body_token(props) if isinstance(props, Mapping) else None)
+            if found:
+                return found
+    return None
+
+
+def parse_iso(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """What the batch says about the client's clock, to correct skewed event timestamps (as PostHog)."""
+
+    now: datetime
+    sent_at: datetime | None
+    historical: bool
+
+
+def batch_clock(payload: Any, now: datetime) -> _Clock:
+    sent_at = None
+    historical = False
+    if isinstance(payload, Mapping):
+        # `created_at` is the v1 capture envelope's name for it.
+        raw = payload.get("sent_at") or payload.get("sentAt") or payload.get("created_at")
+        sent_at = parse_iso(raw) if isinstance(raw, str) else None
+        historical = payload.get("historical_migration") is True
+    return _Clock(now, sent_at, historical)
+
+
+def _distinct_id(event: Mapping[str, Any], props: Mapping[str, Any], where: str) -> str:
+    raw = event.get("distinct_id")
+    if raw is None:
+        raw = event.get("$distinct_id")
+    if raw is None:
+        raw = props.get("distinct_id")
+    if raw is None:
+        raise PayloadError(
+            'Invalid payload: All events must have the event field "distinct_id"!', attr=f"{where}distinct_id"
+        )
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise PayloadError(
+            'Invalid payload: Event field "distinct_id" must be a string or a number.',
+            attr=f"{where}distinct_id",
+        )
+    text = raw if isinstance(raw, str) else str(raw)
+    if not text:
+        raise PayloadError(
+            'Invalid payload: Event field "distinct_id" should not be blank!', attr=f"{where}distinct_id"
+        )
+    # NUL cannot be stored in PostgreSQL text; PostHog's capture replaces it the same way.
+    return text.replace("\0", "\ufffd")[:MAX_DISTINCT_ID]
+
+
+def _event_name(event: Mapping[str, Any], where: str) -> str:
+    name = event.get("event")
+    if not isinstance(name, str) or not name:
+        if name is None or name == "":
+            detail = "Invalid payload: All events must have the event name field 'event'!"
+        else:
+            detail = 'Invalid payload: Event field "event" must be a string.'
+        raise PayloadError(detail, attr=f"{where}event")
+    return name.replace("\0", "\ufffd")[:MAX_EVENT_NAME]
+
+
+def _event_uuid(event: Mapping[str, Any], where: str) -> str:
+    raw = event.get("uuid")
+    if raw is None:
+        return str(uuid.uuid4())
+    try:
+        if not isinstance(raw, str):
+            raise ValueError
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise PayloadError(
+            'Invalid payload: Event field "uuid" must be a valid UUID.', attr=f"{where}uuid"
+        ) from None
+
+
+def _timestamp(event: Mapping[str, Any], props: Mapping[str, Any], clock: _Clock, where: str) -> datetime:
+    """PostHog's rule: `offset` (ms ago) wins; else the timestamp shifted by the client's clock skew."""
+    offset = event.get("offset")
+    if isinstance(offset, int) and not isinstance(offset, bool) and 0 <= offset < 10**12:
+        return clock.now - timedelta(milliseconds=offset)
+    raw = event.get("timestamp")
+    if raw is None:
+        return clock.now
+    parsed = parse_iso(raw) if isinstance(raw, str) else None
+    if parsed is None:
+        raise PayloadError(
+            'Invalid payload: Event field "timestamp" must be an ISO-8601 datetime.', attr=f"{where}timestamp"
+        )
+    if clock.sent_at is None or clock.historical or props.get("$ignore_sent_at") is True:
+        return parsed
+    try:
+        return clock.now + (parsed - clock.sent_at)
+    except OverflowError:
+        return parsed
+
+
+def parse_event(event: Any, index: int, team_id: int, clock: _Clock) -> EventRow:
+    where = f"batch__{index}__"
+    if not isinstance(event, Mapping):
+        raise PayloadError("Invalid payload: every event must be a JSON object.", attr=f"batch__{index}")
+    props = event.get("properties")
+    if props is None:
+        props = {}
+    elif not isinstance(props, dict):
+        raise PayloadError(
+            f"Invalid payload: Properties must be a JSON object, received {type(props).__name__}!",
+            attr=f"{where}properties",
+        )
+    name = _event_name(event, where)
+    distinct_id = _distinct_id(event, props, where)
+    for key in ("$set", "$set_once"):
+        # Top-level person updates belong in the properties, where PostHog moves them.
+        if isinstance(event.get(key), dict) and key not in props:
+            props = {**props, key: event[key]}
+    timestamp = _timestamp(event, props, clock, where)
+    return EventRow(_event_uuid(event, where), team_id, name, distinct_id, timestamp, props)
+
+
+def parse_events(events: list[Any], team_id: int, clock: _Clock) -> list[EventRow]:
+    """All or nothing: one malformed event refuses the whole batch."""
+    return [parse_event(event, index, team_id, clock) for index, event in enumerate(events)]
+
+
+def group_types_seen(events: list[EventRow]) -> list[str]:
+    """Group type names in order of first sight (`$groups` keys, `$groupidentify`'s `$group_type`)."""
+    seen: dict[str, None] = {}
+    for event in events:
+        groups = event.properties.get("$groups")
+        if isinstance(groups, dict):
+            for name in groups:
+                seen.setdefault(name, None)
+        if event.event == "$groupidentify":
+            group_type = event.properties.get("$group_type")
+            if isinstance(group_type, str) and group_type:
+                seen.setdefault(group_type, None)
+    return [name for name in seen if name and len(name) <= MAX_EVENT_NAME]

@@ -1,0 +1,187 @@
+"""Per-process, in-memory flag definitions for the SDK hot path (/flags, /decide, capture, definitions).
+
+Keyed by project token. No request reads the database: a background task polls a cheap change marker
+(`db/flag_snapshot.py`) every `POLL_SECONDS` and rebuilds only the projects whose marker moved, so a
+flag change is visible in every API process well within a second. Entries are immutable and replaced
+whole, so a request always sees one consistent snapshot of a project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engine import make_sessionmaker
+from db.flag_snapshot import FlagMarker, flag_markers, group_type_mappings, live_flags, project_tokens
+from db.tables import FeatureFlag
+from domain.flag_evaluation import CompiledFlag, FlagDefinition
+
+log = logging.getLogger("flagship.flag_cache")
+
+# Half the one-second visibility budget: a change lands at most one poll plus one rebuild later.
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectFlags:
+    """One project's flags, compiled for evaluation, plus its rendered local-evaluation definitions."""
+
+    project_id: int
+    token: str
+    secret: str | None
+    active: tuple[CompiledFlag, ...]
+    by_key: Mapping[str, CompiledFlag]
+    metadata: Mapping[str, tuple[int, int | None, str]]  # key -> (id, version, name)
+    group_types: Mapping[str, int]  # group type name -> index
+    group_type_mapping: Mapping[str, str]  # "index" -> name, the evaluation engine's view
+    definition_flags: tuple[dict[str, Any], ...]
+    definitions: bytes
+    etag: str
+
+
+def definition_out(flag: FeatureFlag) -> dict[str, Any]:
+    """A flag as the local-evaluation endpoints list it (posthog-clients.md §4)."""
+    return {
+        "id": flag.id,
+        "team_id": flag.team_id,
+        "name": flag.name,
+        "key": flag.key,
+        "filters": flag.filters,
+        "deleted": flag.deleted,
+        "active": flag.active,
+        "ensure_experience_continuity": flag.ensure_experience_continuity,
+        "version": flag.version,
+        "has_encrypted_payloads": False,
+        "evaluation_runtime": flag.evaluation_runtime,
+        "evaluation_tags": list(flag.evaluation_tags),
+    }
+
+
+def _render(flags: Sequence[dict[str, Any]], group_types: Mapping[str, int]) -> tuple[bytes, str]:
+    mapping = {str(index): name for name, index in sorted(group_types.items(), key=lambda item: item[1])}
+    body = orjson.dumps({"flags": list(flags), "group_type_mapping": mapping, "cohorts": {}})
+    return body, f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def build_project(
+    project_id: int,
+    token: str,
+    secret: str | None,
+    flags: Sequence[FeatureFlag],
+    group_types: Mapping[str, int],
+) -> ProjectFlags:
+    definitions = tuple(definition_out(flag) for flag in flags)
+    compiled = [FlagDefinition.from_mapping(row).compiled for row in definitions if row["active"]]
+    body, etag = _render(definitions, group_types)
+    return ProjectFlags(
+        project_id=project_id,
+        token=token,
+        secret=secret,
+        active=tuple(compiled),
+        by_key={flag.definition.key: flag for flag in compiled},
+        metadata={f.key: (f.id or 0, f.version, f.name) for f in flags},
+        group_types=dict(group_types),
+        group_type_mapping={str(index): name for name, index in group_types.items()},
+        definition_flags=definitions,
+        definitions=body,
+        etag=etag,
+    )
+
+
+class FlagCache:
+    def __init__(self, engine: AsyncEngine, poll_seconds: float = POLL_SECONDS) -> None:
+        self._sessionmaker = make_sessionmaker(engine)
+        self._poll_seconds = poll_seconds
+        self._by_id: dict[int, ProjectFlags] = {}
+        self._by_token: dict[str, ProjectFlags] = {}
+        self._markers: dict[int, FlagMarker] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.loaded = False
+
+    @classmethod
+    async def start(cls, engine: AsyncEngine, poll_seconds: float = POLL_SECONDS) -> FlagCache:
+        cache = cls(engine, poll_seconds)
+        try:
+            await cache.refresh()
+        except Exception as error:  # the API still starts; /flags answers 503 until a refresh succeeds
+            log.warning("flag cache: initial load failed (%s)", type(error).__name__)
+        cache._task = asyncio.create_task(cache._poll(), name="flag-cache-poller")
+        return cache
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def project(self, token: str) -> ProjectFlags | None:
+        return self._by_token.get(token)
+
+    def project_by_id(self, project_id: int) -> ProjectFlags | None:
+        return self._by_id.get(project_id)
+
+    def remember_group_types(self, project_id: int, group_types: Mapping[str, int]) -> None:
+        """Publish group types a capture just created, before the next poll would."""
+        entry = self._by_id.get(project_id)
+        if entry is None or dict(entry.group_types) == dict(group_types):
+            return
+        body, etag = _render(entry.definition_flags, group_types)
+        updated = dataclasses.replace(
+            entry,
+            group_types=dict(group_types),
+            group_type_mapping={str(index): name for name, index in group_types.items()},
+            definitions=body,
+            etag=etag,
+        )
+        self._publish({**self._by_id, project_id: updated})
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_seconds)
+            try:
+                await self.refresh()
+            except Exception as error:  # keep serving the last good snapshot while the database is away
+                log.warning("flag cache: refresh failed (%s)", type(error).__name__)
+
+    async def refresh(self) -> None:
+        async with self._sessionmaker() as session:
+            tokens = await project_tokens(session)
+            # The marker is read before the flags: a write landing in between shows up as a marker
+            # change on the next poll, never as a stale entry kept forever.
+            markers = await flag_markers(session)
+            changed = [
+                pid
+                for pid, token, secret in tokens
+                if markers.get(pid) != self._markers.get(pid) or not self._same_keys(pid, token, secret)
+            ]
+            flags_by_team: dict[int, list[FeatureFlag]] = {pid: [] for pid in changed}
+            groups: dict[int, dict[str, int]] = {}
+            if changed:
+                for flag in await live_flags(session, changed):
+                    flags_by_team[flag.team_id].append(flag)
+                groups = await group_type_mappings(session, changed)
+        by_id = {pid: self._by_id[pid] for pid, _, _ in tokens if pid in self._by_id and pid not in changed}
+        for pid, token, secret in tokens:
+            if pid in flags_by_team:
+                by_id[pid] = build_project(pid, token, secret, flags_by_team[pid], groups.get(pid, {}))
+        self._markers = markers
+        self._publish(by_id)
+        self.loaded = True
+
+    def _same_keys(self, project_id: int, token: str, secret: str | None) -> bool:
+        entry = self._by_id.get(project_id)
+        return entry is not None and entry.token == token and entry.secret == secret
+
+    def _publish(self, by_id: dict[int, ProjectFlags]) -> None:
+        self._by_id = by_id
+        self._by_token = {entry.token: entry for entry in by_id.values()}

@@ -1,0 +1,137 @@
+"""docker-compose.yml and the Dockerfile, checked without Docker: the production stack must be
+configured through the variables settings.py reads, run the documented commands, and register
+every search attribute the workflows upsert (a missing one leaves workflows stuck)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from settings import ENVIRONMENT_VARIABLES
+from workflows.search_attributes import ALL_KEYS, cli_flags
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGSHIP_SERVICES = ("migrate", "api", "worker")
+COMMANDS = {
+    "migrate": ["python", "-m", "db", "upgrade"],
+    "api": ["python", "-m", "api"],
+    "worker": ["python", "worker.py"],
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result = compose["services"]
+    assert isinstance(result, dict)
+    return result
+
+
+def interpolate(value: str) -> str:
+    """What Compose substitutes with no `.env`: `${NAME:-default}` becomes the default, `$$` is `$`."""
+    value = re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda match: match.group(1) or "", value)
+    return value.replace("$$", "$")
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    assert isinstance(env, dict), "environment as a mapping, so the anchor can be shared"
+    return {name: interpolate(str(value)) for name, value in env.items()}
+
+
+def script(service: dict[str, Any]) -> str:
+    command = service["command"]
+    return interpolate(command if isinstance(command, str) else "\n".join(command))
+
+
+def test_every_part_of_the_stack_is_there(compose: dict[str, Any]) -> None:
+    expected = {
+        "postgres",
+        "temporal-schema",
+        "temporal",
+        "temporal-setup",
+        "temporal-ui",
+        *FLAGSHIP_SERVICES,
+    }
+    assert expected <= set(services(compose))
+    assert services(compose)["postgres"]["image"] == "postgres:16"
+    assert interpolate(services(compose)["temporal"]["image"]).startswith("temporalio/server:")
+    assert interpolate(services(compose)["temporal-ui"]["image"]).startswith("temporalio/ui:")
+    assert any(port.endswith(":8080:8080") for port in services(compose)["temporal-ui"]["ports"])
+
+
+@pytest.mark.parametrize("name", FLAGSHIP_SERVICES)
+def test_flagship_services_set_only_variables_settings_reads(compose: dict[str, Any], name: str) -> None:
+    env = environment(services(compose)[name])
+    assert set(env) <= set(ENVIRONMENT_VARIABLES), set(env) - set(ENVIRONMENT_VARIABLES)
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert env["HOST"] == "0.0.0.0"
+    assert services(compose)[name]["build"] == "."
+
+
+@pytest.mark.parametrize("name", FLAGSHIP_SERVICES)
+def test_flagship_services_use_the_postgres_service(compose: dict[str, Any], name: str) -> None:
+    url = make_url(environment(services(compose)[name])["DATABASE_URL"])
+    postgres = environment(services(compose)["postgres"])
+    assert url.drivername == "postgresql+psycopg"
+    assert (url.host, url.port, url.database) == ("postgres", 5432, postgres["POSTGRES_DB"])
+    assert (url.username, url.password) == (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"])
+
+
+@pytest.mark.parametrize("name", FLAGSHIP_SERVICES)
+def test_flagship_services_run_the_documented_commands(compose: dict[str, Any], name: str) -> None:
+    assert services(compose)[name]["command"] == COMMANDS[name]
+
+
+def test_every_search_attribute_is_created_with_its_type(compose: dict[str, Any]) -> None:
+    setup = script(services(compose)["temporal-setup"])
+    created = dict(re.findall(r"search-attribute create .*--name (\w+) --type (\w+)", setup))
+    expected = dict(flag.split("=") for flag in cli_flags()[1::2])
+    assert created == expected
+    assert set(created) == {key.name for key in ALL_KEYS}
+    assert "temporal operator namespace create" in setup
+    namespace = environment(services(compose)["temporal-setup"])["TEMPORAL_NAMESPACE"]
+    assert namespace == environment(services(compose)["api"])["TEMPORAL_NAMESPACE"]
+
+
+def test_temporal_schema_is_set_up_on_postgres(compose: dict[str, Any]) -> None:
+    schema = services(compose)["temporal-schema"]
+    assert interpolate(schema["image"]).startswith("temporalio/admin-tools:")
+    assert environment(schema)["SQL_PLUGIN"] == "postgres12"
+    for database in ("temporal", "temporal_visibility"):
+        assert f"--db {database} update-schema" in script(schema)
+    assert environment(services(compose)["temporal"])["DB"] == "postgres12"
+
+
+def test_start_order_waits_for_health_and_one_shot_steps(compose: dict[str, Any]) -> None:
+    def condition(service: str, dependency: str) -> str:
+        value = services(compose)[service]["depends_on"][dependency]["condition"]
+        assert isinstance(value, str)
+        return value
+
+    assert "healthcheck" in services(compose)["postgres"]
+    assert "healthcheck" in services(compose)["temporal"]
+    assert condition("temporal-schema", "postgres") == "service_healthy"
+    assert condition("temporal", "temporal-schema") == "service_completed_successfully"
+    assert condition("temporal-setup", "temporal") == "service_healthy"
+    assert condition("migrate", "postgres") == "service_healthy"
+    for name in ("api", "worker"):
+        assert condition(name, "migrate") == "service_completed_successfully"
+        assert condition(name, "temporal-setup") == "service_completed_successfully"
+
+
+def test_the_image_installs_the_project_without_dev_extras() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.MULTILINE)
+    assert re.search(r"\bpip install \.(?:\s|$)", dockerfile)
+    assert "[dev]" not in dockerfile
