@@ -23,18 +23,18 @@ from activities.transitions import apply_operation
 from db import experiments as queries
 from db.tables import AppliedOperation, Experiment, ExperimentActivity, ExperimentToSavedMetric, FeatureFlag
 from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
-from domain.lifecycle import stored_status
-from workflows.models import (
+from domain.experiment_messages import (
     ActivityInput,
     AppliedRecord,
-    Truth,
-    TruthInput,
     CreateRequest,
     ExperimentSnapshot,
     HistoryEntry,
     RecordInput,
+    Truth,
+    TruthInput,
     UpdateRequest,
 )
+from domain.lifecycle import stored_status
 
 DUPLICATE_KEY = "There is already a feature flag with this key."
 DATETIME_COLUMNS = ("start_date", "end_date", "created_at", "updated_at")
@@ -143,11 +143,13 @@ class ExperimentActivities:
             req = inp.request
             flag = await self._resolve_flag(session, req, inp.now)
             row = parse_columns(req.row)
+            assert flag.id is not None
             experiment = Experiment(**row, feature_flag_id=flag.id, created_by_id=req.actor_id)
             experiment.created_at = experiment.updated_at = inp.now
             queries.refresh_status(experiment)
             session.add(experiment)
             await session.flush()
+            assert experiment.id is not None
             for link in req.saved_metric_links:
                 session.add(
                     ExperimentToSavedMetric(
@@ -187,7 +189,15 @@ class ExperimentActivities:
             before = stored_status(experiment.start_date, experiment.end_date)
             apply_operation(inp.operation, experiment, flag, inp.request, inp.now)
             _bump(session, experiment, inp.now)
-            _audit(session, experiment, inp.operation, inp.request.actor_id, inp.op_id, before.value, via=inp.request.via)
+            _audit(
+                session,
+                experiment,
+                inp.operation,
+                inp.request.actor_id,
+                inp.op_id,
+                before.value,
+                via=inp.request.via,
+            )
             return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
 
         return await self._once(inp.op_id, work, inp.experiment_id, inp.operation)

@@ -10,9 +10,9 @@ from datetime import datetime
 
 from db.experiments import facts_of
 from db.tables import Experiment, FeatureFlag
+from domain.experiment_messages import TransitionRequest
 from domain.fingerprint import compute_metric_fingerprint
 from domain.lifecycle import Operation, apply_transition, check_transition, flag_active_after
-from workflows.models import TransitionRequest
 
 
 def apply_operation(

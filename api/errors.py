@@ -27,9 +27,7 @@ _KIND_STATUS = {
 class ApiError(Exception):
     """An HTTP error with an explicit status and PostHog body fields."""
 
-    def __init__(
-        self, status: int, type_: str, code: str, detail: str, attr: str | None = None
-    ) -> None:
+    def __init__(self, status: int, type_: str, code: str, detail: str, attr: str | None = None) -> None:
         super().__init__(detail)
         self.status, self.type, self.code, self.detail, self.attr = status, type_, code, detail, attr
 
@@ -43,7 +41,9 @@ class RawError(Exception):
 
 
 def not_authenticated() -> ApiError:
-    return ApiError(401, "authentication_error", "not_authenticated", "Authentication credentials were not provided.")
+    return ApiError(
+        401, "authentication_error", "not_authenticated", "Authentication credentials were not provided."
+    )
 
 
 def authentication_failed(detail: str) -> ApiError:
@@ -107,7 +107,9 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 async def _validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
-    first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "Invalid input."}
+    first: dict[str, Any] = (
+        dict(errors[0]) if errors else {"type": "value_error", "loc": (), "msg": "Invalid input."}
+    )
     if first.get("type") == "json_invalid":
         ctx = first.get("ctx") or {}
         reason = ctx.get("error", "Expecting value")
@@ -144,7 +146,10 @@ def drf_message(error: Any) -> tuple[str, str]:
         "bool_parsing": ("invalid_input", "Must be a valid boolean."),
         "list_type": ("not_a_list", f'Expected a list of items but got type "{_type_name(value)}".'),
         "dict_type": ("not_a_dict", f'Expected a dictionary of items but got type "{_type_name(value)}".'),
-        "model_type": ("invalid_input", "Invalid data. Expected a dictionary, but got %s." % _type_name(value)),
+        "model_type": (
+            "invalid_input",
+            f"Invalid data. Expected a dictionary, but got {_type_name(value)}.",
+        ),
         "string_too_long": (
             "max_length",
             f"Ensure this field has no more than {ctx.get('max_length')} characters.",
@@ -173,7 +178,10 @@ def _type_name(value: Any) -> str:
 
 async def _database_error(_request: Request, exc: Exception) -> Response:
     log.warning("database unavailable: %s", type(exc).__name__)
-    return _json(503, error_body("server_error", "service_unavailable", "The database is unavailable. Try again shortly."))
+    return _json(
+        503,
+        error_body("server_error", "service_unavailable", "The database is unavailable. Try again shortly."),
+    )
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:

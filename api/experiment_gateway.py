@@ -23,13 +23,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError, RawError, not_found, service_unavailable
 from api.temporal import TemporalGateway
+from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
 from workflows.constants import EXPERIMENT_WORKFLOW_TYPE, experiment_workflow_id
 from workflows.experiment_support import start_search_attributes
-from workflows.models import ExperimentSnapshot, WorkflowInput
 
 NO_WORKER = (
-    "No worker is processing experiment changes right now, so this change was not applied. "
-    "Try again shortly."
+    "No worker is processing experiment changes right now, so this change was not applied. Try again shortly."
 )
 
 
@@ -81,13 +80,19 @@ async def execute_update(
                 handle = client.get_workflow_handle(experiment_workflow_id(project_id, experiment_id))
                 try:
                     result: ExperimentSnapshot = await handle.execute_update(
-                        update, arg, id=update_id, result_type=ExperimentSnapshot, rpc_timeout=gateway.rpc_timeout
+                        update,
+                        arg,
+                        id=update_id,
+                        result_type=ExperimentSnapshot,
+                        rpc_timeout=gateway.rpc_timeout,
                     )
                     return result
                 except RPCError as err:
                     if err.status != RPCStatusCode.NOT_FOUND:
                         raise
-            return await _update_with_start(gateway, project_id, experiment_id, update, arg, start, flag_key, update_id)
+            return await _update_with_start(
+                gateway, project_id, experiment_id, update, arg, start, flag_key, update_id
+            )
     except WorkflowUpdateFailedError as err:
         raise UpdateRejected(map_failure(err.cause)) from None
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):

@@ -90,8 +90,10 @@ async def bootstrap_from_settings(settings: Settings) -> Credentials | None:
     if creds is not None:
         path = write_credentials(settings.data_dir, creds)
         print(
-            "flagship: bootstrapped project %d\n  personal API key: %s\n  project token:    %s\n"
-            "  (saved to %s)" % (creds.project_id, creds.personal_api_key, creds.project_api_token, path),
+            f"flagship: bootstrapped project {creds.project_id}\n"
+            f"  personal API key: {creds.personal_api_key}\n"
+            f"  project token:    {creds.project_api_token}\n"
+            f"  (saved to {path})",
             file=sys.stderr,
         )
     return creds

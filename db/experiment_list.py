@@ -13,7 +13,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.tables import Experiment, FeatureFlag, User
 
-ORDER_FIELDS = ("created_at", "created_by", "updated_at", "name", "start_date", "end_date", "duration", "status")
+ORDER_FIELDS = (
+    "created_at",
+    "created_by",
+    "updated_at",
+    "name",
+    "start_date",
+    "end_date",
+    "duration",
+    "status",
+)
 
 
 @dataclass(frozen=True)

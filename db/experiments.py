@@ -40,9 +40,7 @@ async def experiment_by_id(
 
 async def lock_experiment(session: AsyncSession, experiment_id: int) -> Experiment | None:
     """The row, locked for the rest of the transaction on PostgreSQL (SQLite locks on write)."""
-    result = await session.exec(
-        select(Experiment).where(Experiment.id == experiment_id).with_for_update()
-    )
+    result = await session.exec(select(Experiment).where(Experiment.id == experiment_id).with_for_update())
     return result.first()
 
 

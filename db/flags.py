@@ -57,7 +57,11 @@ async def list_flags(
         query = query.where(FeatureFlag.active == active)
     count = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
     rows = (
-        await session.exec(query.order_by(col(FeatureFlag.created_at).desc(), col(FeatureFlag.id).desc()).offset(offset).limit(limit))
+        await session.exec(
+            query.order_by(col(FeatureFlag.created_at).desc(), col(FeatureFlag.id).desc())
+            .offset(offset)
+            .limit(limit)
+        )
     ).all()
     return count, rows
 

@@ -31,7 +31,9 @@ class NotFound(DomainError):
 
     kind = "not_found"
 
-    def __init__(self, detail: str = "Not found.", *, attr: str | None = None, code: str = "not_found") -> None:
+    def __init__(
+        self, detail: str = "Not found.", *, attr: str | None = None, code: str = "not_found"
+    ) -> None:
         super().__init__(detail, attr=attr, code=code)
 
 
@@ -40,9 +42,7 @@ class PermissionDenied(DomainError):
 
     kind = "permission_denied"
 
-    def __init__(
-        self, detail: str, *, attr: str | None = None, code: str = "permission_denied"
-    ) -> None:
+    def __init__(self, detail: str, *, attr: str | None = None, code: str = "permission_denied") -> None:
         super().__init__(detail, attr=attr, code=code)
 
 

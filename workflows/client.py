@@ -46,9 +46,7 @@ async def connect_with_retry(address: str, namespace: str, *, attempts: int = 30
 async def ensure_namespace(client: Client, namespace: str) -> None:
     try:
         await client.workflow_service.register_namespace(
-            RegisterNamespaceRequest(
-                namespace=namespace, workflow_execution_retention_period=_days(3)
-            )
+            RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=_days(3))
         )
     except RPCError as err:
         if err.status != RPCStatusCode.ALREADY_EXISTS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -19,10 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.experiments import CreateInput, ExperimentActivities, UpdateInput
     from domain.errors import DomainError
     from domain.experiment_checks import check_launchable
-    from domain.lifecycle import Operation, check_transition
-    from workflows import experiment_support as support
-    from workflows.constants import update_operation_id
-    from workflows.models import (
+    from domain.experiment_messages import (
         ActivityInput,
         CreateRequest,
         ExperimentSnapshot,
@@ -34,6 +32,9 @@ with workflow.unsafe.imports_passed_through():
         UpdateRequest,
         WorkflowInput,
     )
+    from domain.lifecycle import Operation, check_transition
+    from workflows import experiment_support as support
+    from workflows.constants import update_operation_id
 
 HISTORY_LIMIT = 1000
 RESULTS_LIMIT = 200
@@ -332,10 +333,10 @@ class ExperimentWorkflow:
             retry_policy=support.LIFECYCLE_RETRY,
         )
 
-    async def _run_activity(self, method: object, inp: object) -> ExperimentSnapshot:
+    async def _run_activity(self, method: Any, inp: Any) -> ExperimentSnapshot:
         try:
             result: ExperimentSnapshot = await workflow.execute_local_activity_method(
-                method,  # type: ignore[arg-type]
+                method,
                 inp,
                 start_to_close_timeout=support.LIFECYCLE_ACTIVITY_TIMEOUT,
                 retry_policy=support.LIFECYCLE_RETRY,
@@ -461,7 +462,9 @@ def _stored(status: str) -> str:
 
 def _update_operation(req: UpdateRequest) -> str:
     deleted = req.changes.get("deleted")
-    return {True: "delete", False: "restore"}.get(deleted, "update") if isinstance(deleted, bool) else "update"
+    return (
+        {True: "delete", False: "restore"}.get(deleted, "update") if isinstance(deleted, bool) else "update"
+    )
 
 
 __all__ = ["ExperimentWorkflow", "timedelta"]

@@ -4,13 +4,14 @@ activity options. Deterministic and side-effect free (imported inside the workfl
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain.errors import DomainError
-from workflows.models import ExperimentSnapshot, Truth
+from domain.experiment_messages import ExperimentSnapshot, Truth
 from workflows.search_attributes import EXPERIMENT_ID, EXPERIMENT_STATUS, FEATURE_FLAG_KEY, PROJECT_ID
 
 # The lifecycle write is one short SQL transaction. 10 s covers a busy SQLite lock wait; five
@@ -82,14 +83,14 @@ def search_attribute_updates(snapshot: ExperimentSnapshot) -> list[object]:
 def start_search_attributes(
     project_id: int, experiment_id: int, status: str, flag_key: str | None
 ) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[object]] = [
-        SearchAttributePair(PROJECT_ID, project_id),  # type: ignore[list-item]
-        SearchAttributePair(EXPERIMENT_ID, experiment_id),  # type: ignore[list-item]
-        SearchAttributePair(EXPERIMENT_STATUS, status),  # type: ignore[list-item]
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(PROJECT_ID, project_id),
+        SearchAttributePair(EXPERIMENT_ID, experiment_id),
+        SearchAttributePair(EXPERIMENT_STATUS, status),
     ]
     if flag_key:
-        pairs.append(SearchAttributePair(FEATURE_FLAG_KEY, flag_key))  # type: ignore[arg-type]
-    return TypedSearchAttributes(pairs)  # type: ignore[arg-type]
+        pairs.append(SearchAttributePair(FEATURE_FLAG_KEY, flag_key))
+    return TypedSearchAttributes(pairs)
 
 
 def upsert_state(snapshot: ExperimentSnapshot) -> None:

@@ -15,9 +15,9 @@ from api.experiments.render import experiment_out
 from api.temporal import TemporalGateway
 from db import experiments as queries
 from db.tables import Experiment, ExperimentActivity, FeatureFlag
+from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
 from domain.lifecycle import stored_status
 from workflows.constants import experiment_workflow_id, update_operation_id
-from workflows.models import ExperimentSnapshot, WorkflowInput
 
 
 async def load(

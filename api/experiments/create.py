@@ -16,23 +16,29 @@ from api.experiments.metrics_prep import prepare_metrics, with_fingerprints
 from api.experiments.references import resolve_holdout, resolve_saved_metrics
 from db import flags as flag_queries
 from db.tables import FeatureFlag
+from domain.experiment_messages import CreateRequest
 from domain.experiment_rules import (
     apply_exposure_criteria_defaults,
     apply_stats_config_defaults,
     normalize_parameters_input,
+    validate_create_keys,
     validate_date_range,
     validate_exposure_criteria,
     validate_flag_for_experiment,
     validate_parameters,
     validate_stats_config,
-    validate_create_keys,
     variant_keys_of,
     web_variants,
     writable_fields,
 )
-from domain.flag_rules import build_experiment_flag, flag_variant_keys, flag_variants, validate_flag_filters, validate_flag_key
+from domain.flag_rules import (
+    build_experiment_flag,
+    flag_variant_keys,
+    flag_variants,
+    validate_flag_filters,
+    validate_flag_key,
+)
 from domain.metrics import compute_ordering, orderings_with_saved_metrics, validate_ordering_coverage
-from workflows.models import CreateRequest
 
 
 async def build_create_request(
@@ -66,7 +72,9 @@ async def build_create_request(
     row["stats_config"] = apply_stats_config_defaults(stats_config)
     _finish_metrics(row, start)
     if row["type"] == "web":
-        variants = (parameters or {}).get("feature_flag_variants") or (flag_variants(existing.filters) if existing else [])
+        variants = (parameters or {}).get("feature_flag_variants") or (
+            flag_variants(existing.filters) if existing else []
+        )
         row["variants"] = web_variants(variants)
     return (
         CreateRequest(
@@ -116,11 +124,21 @@ def _row(
     end: datetime | None,
     holdout: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    primary_order = compute_ordering(body.get("primary_metrics_ordered_uuids"), primary) if primary is not None else body.get("primary_metrics_ordered_uuids")
-    secondary_order = compute_ordering(body.get("secondary_metrics_ordered_uuids"), secondary) if secondary is not None else body.get("secondary_metrics_ordered_uuids")
+    primary_order = (
+        compute_ordering(body.get("primary_metrics_ordered_uuids"), primary)
+        if primary is not None
+        else body.get("primary_metrics_ordered_uuids")
+    )
+    secondary_order = (
+        compute_ordering(body.get("secondary_metrics_ordered_uuids"), secondary)
+        if secondary is not None
+        else body.get("secondary_metrics_ordered_uuids")
+    )
     saved_refs = [(link.get("query_uuid"), link.get("metadata")) for link in saved_links]
     if saved_refs:
-        primary_order, secondary_order = orderings_with_saved_metrics(primary_order, secondary_order, saved_refs)
+        primary_order, secondary_order = orderings_with_saved_metrics(
+            primary_order, secondary_order, saved_refs
+        )
     validate_ordering_coverage(primary_order, secondary_order, primary, secondary, saved_refs)
     return {
         "id": experiment_id,

@@ -59,6 +59,10 @@ def parse_datetime(attr: str, value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def check_datetime(attr: str, value: Any) -> None:
+    parse_datetime(attr, value)
+
+
 def check_bool(attr: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise _fail(attr, "Must be a valid boolean.")
@@ -68,7 +72,9 @@ def check_json_object(attr: str, value: Any, *, allow_null: bool = True) -> None
     if value is None and allow_null:
         return
     if not isinstance(value, dict):
-        raise _fail(attr, f'Expected a dictionary of items but got type "{type(value).__name__}".', "not_a_dict")
+        raise _fail(
+            attr, f'Expected a dictionary of items but got type "{type(value).__name__}".', "not_a_dict"
+        )
 
 
 def check_json_list(attr: str, value: Any) -> None:
@@ -80,7 +86,9 @@ def check_int(attr: str, value: Any) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).lstrip("-").isdigit():
-        raise _fail(attr, "Incorrect type. Expected pk value, received %s." % type(value).__name__, "incorrect_type")
+        raise _fail(
+            attr, f"Incorrect type. Expected pk value, received {type(value).__name__}.", "incorrect_type"
+        )
 
 
 FieldCheck = Callable[[str, Any], None]
@@ -89,8 +97,8 @@ FieldCheck = Callable[[str, Any], None]
 FIELD_CHECKS: tuple[tuple[str, FieldCheck], ...] = (
     ("name", lambda a, v: check_string(a, v, max_length=400, allow_null=False, allow_blank=False)),
     ("description", lambda a, v: check_string(a, v, max_length=3000, allow_null=True, allow_blank=True)),
-    ("start_date", lambda a, v: None if parse_datetime(a, v) else None),
-    ("end_date", lambda a, v: None if parse_datetime(a, v) else None),
+    ("start_date", check_datetime),
+    ("end_date", check_datetime),
     ("feature_flag_key", lambda a, v: check_string(a, v, max_length=400, allow_null=False, allow_blank=True)),
     ("holdout_id", check_int),
     ("parameters", check_json_object),
@@ -101,7 +109,10 @@ FIELD_CHECKS: tuple[tuple[str, FieldCheck], ...] = (
     ("type", lambda a, v: check_choice(a, v, TYPES)),
     ("stats_config", check_json_object),
     ("conclusion", lambda a, v: check_choice(a, v, CONCLUSIONS)),
-    ("conclusion_comment", lambda a, v: check_string(a, v, max_length=10**6, allow_null=True, allow_blank=True)),
+    (
+        "conclusion_comment",
+        lambda a, v: check_string(a, v, max_length=10**6, allow_null=True, allow_blank=True),
+    ),
     ("primary_metrics_ordered_uuids", lambda a, v: check_json_list(a, v) if v is not None else None),
     ("secondary_metrics_ordered_uuids", lambda a, v: check_json_list(a, v) if v is not None else None),
     ("only_count_matured_users", check_bool),
@@ -124,7 +135,5 @@ def check_fields(body: Mapping[str, Any], *, creating: bool) -> None:
 
 def check_body_is_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise ValidationFailed(
-            f"Invalid data. Expected a dictionary, but got {type(body).__name__}."
-        )
+        raise ValidationFailed(f"Invalid data. Expected a dictionary, but got {type(body).__name__}.")
     return body

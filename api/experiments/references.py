@@ -19,7 +19,9 @@ async def resolve_holdout(session: AsyncSession, team_id: int, raw: Any) -> dict
         return None
     holdout = await holdout_by_id(session, team_id, int(raw))
     if holdout is None:
-        raise ValidationFailed(f'Invalid pk "{raw}" - object does not exist.', attr="holdout_id", code="does_not_exist")
+        raise ValidationFailed(
+            f'Invalid pk "{raw}" - object does not exist.', attr="holdout_id", code="does_not_exist"
+        )
     return {"id": holdout.id, "filters": holdout.filters}
 
 
@@ -36,6 +38,10 @@ async def resolve_saved_metrics(session: AsyncSession, team_id: int, raw: Any) -
         if metric is None:
             raise ValidationFailed(SAVED_METRIC_MISSING, attr="saved_metrics_ids")
         links.append(
-            {"saved_metric_id": metric.id, "metadata": item.get("metadata") or {}, "query_uuid": metric.query.get("uuid")}
+            {
+                "saved_metric_id": metric.id,
+                "metadata": item.get("metadata") or {},
+                "query_uuid": metric.query.get("uuid"),
+            }
         )
     return links

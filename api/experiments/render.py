@@ -16,7 +16,9 @@ from domain.experiment_rules import parameters_output
 from domain.lifecycle import LifecycleFacts, status_of
 
 
-def holdout_out(holdout: ExperimentHoldout | None, created_by: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def holdout_out(
+    holdout: ExperimentHoldout | None, created_by: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     if holdout is None:
         return None
     return {
@@ -65,8 +67,14 @@ async def experiment_out(
     session: AsyncSession, experiment: Experiment, *, user_access_level: str | None = "editor"
 ) -> dict[str, Any]:
     flag = await session.get(FeatureFlag, experiment.feature_flag_id)
-    creator = await accounts.user_by_id(session, experiment.created_by_id) if experiment.created_by_id else None
-    holdout = await holdout_by_id(session, experiment.team_id, experiment.holdout_id) if experiment.holdout_id else None
+    creator = (
+        await accounts.user_by_id(session, experiment.created_by_id) if experiment.created_by_id else None
+    )
+    holdout = (
+        await holdout_by_id(session, experiment.team_id, experiment.holdout_id)
+        if experiment.holdout_id
+        else None
+    )
     return {
         "id": experiment.id,
         "name": experiment.name,

@@ -12,10 +12,20 @@ from api.experiments.references import resolve_holdout, resolve_saved_metrics
 from db.experiment_assets import links_of
 from db.tables import Experiment, ExperimentSavedMetric, FeatureFlag
 from domain import experiment_rules as rules
-from domain.flag_rules import flag_variants, sync_flag_filters_from_parameters, validate_flag_filters, with_holdout_filters
+from domain.experiment_messages import UpdateRequest
+from domain.flag_rules import (
+    flag_variants,
+    sync_flag_filters_from_parameters,
+    validate_flag_filters,
+    with_holdout_filters,
+)
 from domain.lifecycle import Status, stored_status
-from domain.metrics import has_legacy_metrics, metric_uuids, sync_ordering_with_metrics, validate_ordering_coverage
-from workflows.models import UpdateRequest
+from domain.metrics import (
+    has_legacy_metrics,
+    metric_uuids,
+    sync_ordering_with_metrics,
+    validate_ordering_coverage,
+)
 
 DATE_FIELDS = ("start_date", "end_date")
 
@@ -53,12 +63,18 @@ async def build_update_request(
         else None
     )
     if "start_date" in body and "end_date" in body:
-        rules.validate_date_range(parse_datetime("start_date", body["start_date"]), parse_datetime("end_date", body["end_date"]))
-    metrics_sent = {k: body.get(k) for k in ("metrics", "metrics_secondary") if k in body}
+        rules.validate_date_range(
+            parse_datetime("start_date", body["start_date"]), parse_datetime("end_date", body["end_date"])
+        )
+    metrics_sent: dict[str, Any] = {k: body.get(k) for k in ("metrics", "metrics_secondary") if k in body}
     if metrics_sent:
         await _prepare_sent_metrics(session, experiment, body, metrics_sent)
     data = rules.validate_update_payload(rules_snapshot(experiment, flag), body)
-    holdout = await resolve_holdout(session, experiment.team_id, data["holdout"]) if data.get("holdout") is not None else None
+    holdout = (
+        await resolve_holdout(session, experiment.team_id, data["holdout"])
+        if data.get("holdout") is not None
+        else None
+    )
     changes = _column_changes(data, metrics_sent)
     flag_changes = _flag_changes(experiment, flag, body, data, holdout)
     _revalidate_stats(experiment, flag, data, flag_changes)
@@ -140,7 +156,7 @@ def _revalidate_stats(
         return
     filters = flag_changes.get("filters") or (flag.filters if flag else None)
     keys = rules.resolved_variant_keys(data.get("parameters"), experiment.parameters, filters)
-    stats = data["stats_config"] if "stats_config" in data else experiment.stats_config
+    stats = data.get("stats_config", experiment.stats_config)
     rules.validate_stats_config(stats, keys)
 
 
@@ -152,15 +168,21 @@ async def _finish(
     body: dict[str, Any],
 ) -> None:
     """Fingerprints with the post-update inputs, then orderings and their coverage check."""
-    merged = {name: changes.get(name, getattr(experiment, name)) for name in ("stats_config", "exposure_criteria", "only_count_matured_users", "parameters")}
-    start = changes["start_date"] if "start_date" in changes else experiment.start_date
+    merged = {
+        name: changes.get(name, getattr(experiment, name))
+        for name in ("stats_config", "exposure_criteria", "only_count_matured_users", "parameters")
+    }
+    start = changes.get("start_date", experiment.start_date)
     start_dt = parse_datetime("start_date", start) if isinstance(start, str) else start
     primary = changes.get("metrics", experiment.metrics)
     secondary = changes.get("metrics_secondary", experiment.metrics_secondary)
     common = dict(merged, start_date=start_dt)
     changes["metrics"] = with_fingerprints(primary, **common)
     changes["metrics_secondary"] = with_fingerprints(secondary, **common)
-    for kind, old, new in (("primary", experiment.metrics, primary), ("secondary", experiment.metrics_secondary, secondary)):
+    for kind, old, new in (
+        ("primary", experiment.metrics, primary),
+        ("secondary", experiment.metrics_secondary, secondary),
+    ):
         key = f"{kind}_metrics_ordered_uuids"
         base = body[key] if key in body else getattr(experiment, key)
         synced = sync_ordering_with_metrics(old, new, base)

@@ -32,7 +32,9 @@ def _require_user(principal: Principal) -> Any:
 
 
 @router.get("/api/users/@me/", summary="The calling user")
-async def me(principal: Annotated[Principal, Depends(Auth("user:read"))], session: SessionDep) -> dict[str, Any]:
+async def me(
+    principal: Annotated[Principal, Depends(Auth("user:read"))], session: SessionDep
+) -> dict[str, Any]:
     user = _require_user(principal)
     org = await accounts.organization_by_id(session, user.organization_id)
     assert org is not None
@@ -83,7 +85,9 @@ async def create_key(
     for team_id in body.scoped_teams or []:
         project = await accounts.project_by_id(session, team_id)
         if project is None or project.organization_id != user.organization_id:
-            raise bad_request("You must be a member of all teams that you are scoping the key to.", attr="scoped_teams")
+            raise bad_request(
+                "You must be a member of all teams that you are scoping the key to.", attr="scoped_teams"
+            )
     value = new_personal_api_key()
     key = await accounts.create_personal_key(
         session,

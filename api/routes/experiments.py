@@ -25,8 +25,8 @@ from api.temporal import TemporalGateway
 from db import experiments as queries
 from db.experiment_list import ORDER_FIELDS, ExperimentFilters, list_experiments
 from db.types import utcnow
+from domain.experiment_messages import TransitionRequest, WorkflowInput
 from domain.lifecycle import Operation
-from workflows.models import TransitionRequest, WorkflowInput
 
 router = FlexRouter(tags=["experiments"])
 
@@ -68,7 +68,9 @@ def _filters(request: Request) -> ExperimentFilters:
 
 
 @router.get("/experiments/", summary="List experiments")
-async def list_(request: Request, ctx: Annotated[ProjectContext, READ], session: SessionDep) -> dict[str, Any]:
+async def list_(
+    request: Request, ctx: Annotated[ProjectContext, READ], session: SessionDep
+) -> dict[str, Any]:
     limit, offset = page_params(request)
     count, rows = await list_experiments(
         session, ctx.project_id, _filters(request), limit=limit, offset=offset, now=utcnow()
@@ -173,7 +175,11 @@ def _transition_request(operation: Operation, body: Any, ctx: ProjectContext) ->
         if comment is not None and not isinstance(comment, str):
             raise bad_request("Not a valid string.", attr="conclusion_comment")
         req = req.model_copy(
-            update={"conclusion": data.get("conclusion"), "conclusion_comment": comment, "conclusion_provided": True}
+            update={
+                "conclusion": data.get("conclusion"),
+                "conclusion_comment": comment,
+                "conclusion_provided": True,
+            }
         )
     return req
 
@@ -229,7 +235,9 @@ async def activity(
 ) -> dict[str, Any]:
     await commands.load(session, ctx, experiment_id)
     limit, offset = page_params(request)
-    count, rows = await queries.activity_of(session, ctx.project_id, experiment_id, limit=limit, offset=offset)
+    count, rows = await queries.activity_of(
+        session, ctx.project_id, experiment_id, limit=limit, offset=offset
+    )
     results = [
         {
             "id": row.id,

@@ -44,5 +44,9 @@ async def health(request: Request) -> JSONResponse:
         _check_database(request), _check_temporal(request.app.state.temporal)
     )
     healthy = database == "ok" and temporal == "ok"
-    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "database": database, "temporal": temporal}
+    body: dict[str, Any] = {
+        "status": "ok" if healthy else "unavailable",
+        "database": database,
+        "temporal": temporal,
+    }
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -64,15 +64,15 @@ def minimal_flag_out(flag: FeatureFlag) -> dict[str, Any]:
     }
 
 
-def flag_out(
-    flag: FeatureFlag, created_by: User | None, experiment_ids: list[int]
-) -> dict[str, Any]:
+def flag_out(flag: FeatureFlag, created_by: User | None, experiment_ids: list[int]) -> dict[str, Any]:
     groups = flag.filters.get("groups") or []
     return minimal_flag_out(flag) | {
         "created_by": user_basic(created_by),
         "created_at": iso(flag.created_at),
         "updated_at": iso(flag.updated_at),
-        "is_simple_flag": len(groups) == 1 and not groups[0].get("properties") and not flag.filters.get("multivariate"),
+        "is_simple_flag": len(groups) == 1
+        and not groups[0].get("properties")
+        and not flag.filters.get("multivariate"),
         "rollout_percentage": rollout_percentage(flag.filters),
         "experiment_set": experiment_ids,
         "surveys": [],

@@ -47,7 +47,9 @@ def batch(creds: Credentials, *events: dict[str, Any], **extra: Any) -> dict[str
     return {"api_key": creds.project_api_token, "batch": list(events), "historical_migration": False, **extra}
 
 
-async def test_batch_is_stored_with_definitions(api: ApiClient, credentials: Credentials, engine: AsyncEngine) -> None:
+async def test_batch_is_stored_with_definitions(
+    api: ApiClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
     now = datetime.now(UTC)
     first = event(properties={"amount": 12.5, "$lib": "posthog-python"}, timestamp=now.isoformat())
     second = event("$pageview", distinct_id=42)
@@ -65,17 +67,23 @@ async def test_batch_is_stored_with_definitions(api: ApiClient, credentials: Cre
     assert list(names) == ["$pageview", "purchase"]
 
 
-async def test_every_path_encoding_and_token_place(api: ApiClient, credentials: Credentials, engine: AsyncEngine) -> None:
+async def test_every_path_encoding_and_token_place(
+    api: ApiClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
     token = credentials.project_api_token
     for path in PATHS:
         r = await api.http.post(path, json=batch(credentials, event(path)))
         assert r.status_code == 200, (path, r.text)
     plain = json.dumps(batch(credentials, event("gzip"))).encode()
-    assert (await api.http.post("/batch/", content=gzip.compress(plain), headers={"content-encoding": "gzip"})).status_code == 200
+    assert (
+        await api.http.post("/batch/", content=gzip.compress(plain), headers={"content-encoding": "gzip"})
+    ).status_code == 200
     js = json.dumps([{**event("js"), "properties": {"token": token}}]).encode()
     assert (await api.http.post("/e/?compression=gzip-js", content=gzip.compress(js))).status_code == 200
     form = b"data=" + base64.b64encode(json.dumps(event("form", api_key=token)).encode())
-    r = await api.http.post("/e/", content=form, headers={"content-type": "application/x-www-form-urlencoded"})
+    r = await api.http.post(
+        "/e/", content=form, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert r.status_code == 200, r.text
     assert (await api.http.post(f"/capture/?token={token}", json=event("single"))).status_code == 200
     assert (await api.http.post("/i/v0/e/", json={"token": token, **event("token-key")})).status_code == 200
@@ -83,7 +91,9 @@ async def test_every_path_encoding_and_token_place(api: ApiClient, credentials: 
     assert names == [*PATHS, "gzip", "js", "form", "single", "token-key"]
 
 
-async def test_timestamps_follow_posthog_clock_rules(api: ApiClient, credentials: Credentials, engine: AsyncEngine) -> None:
+async def test_timestamps_follow_posthog_clock_rules(
+    api: ApiClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
     now = datetime.now(UTC)
     skewed_client = now + timedelta(hours=2)
     events = [
@@ -92,7 +102,11 @@ async def test_timestamps_follow_posthog_clock_rules(api: ApiClient, credentials
         event("historical", timestamp="2020-01-01T00:00:00Z"),
         event("no-timestamp"),
     ]
-    assert (await api.http.post("/batch/", json=batch(credentials, *events[:2], sent_at=skewed_client.isoformat()))).status_code == 200
+    assert (
+        await api.http.post(
+            "/batch/", json=batch(credentials, *events[:2], sent_at=skewed_client.isoformat())
+        )
+    ).status_code == 200
     body = batch(credentials, *events[2:], sentAt=skewed_client.isoformat(), historical_migration=True)
     assert (await api.http.post("/batch/", json=body)).status_code == 200
     rows = {e.event: e.timestamp for e in await stored(engine)}
@@ -102,10 +116,14 @@ async def test_timestamps_follow_posthog_clock_rules(api: ApiClient, credentials
     assert abs(rows["no-timestamp"] - now) < timedelta(seconds=5)
 
 
-async def test_uuids_are_deduplicated_per_project(api: ApiClient, credentials: Credentials, engine: AsyncEngine) -> None:
+async def test_uuids_are_deduplicated_per_project(
+    api: ApiClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
     repeated = event("once")
     assert (await api.http.post("/batch/", json=batch(credentials, repeated, repeated))).status_code == 200
-    assert (await api.http.post("/batch/", json=batch(credentials, repeated, event("other")))).status_code == 200
+    assert (
+        await api.http.post("/batch/", json=batch(credentials, repeated, event("other")))
+    ).status_code == 200
     other = (await api.post("/api/projects/", {"name": "Other"})).json()
     for _ in range(50):  # the new project's token reaches the cache within a poll or two
         r = await api.http.post("/batch/", json={"api_key": other["api_token"], "batch": [repeated]})
@@ -122,15 +140,51 @@ async def test_uuids_are_deduplicated_per_project(api: ApiClient, credentials: C
 @pytest.mark.parametrize(
     ("bad", "detail", "attr"),
     [
-        ({"distinct_id": "u"}, "Invalid payload: All events must have the event name field 'event'!", "batch__1__event"),
-        ({"event": "", "distinct_id": "u"}, "Invalid payload: All events must have the event name field 'event'!", "batch__1__event"),
-        ({"event": 5, "distinct_id": "u"}, 'Invalid payload: Event field "event" must be a string.', "batch__1__event"),
-        ({"event": "e"}, 'Invalid payload: All events must have the event field "distinct_id"!', "batch__1__distinct_id"),
-        ({"event": "e", "distinct_id": ""}, 'Invalid payload: Event field "distinct_id" should not be blank!', "batch__1__distinct_id"),
-        ({"event": "e", "distinct_id": {"a": 1}}, 'Invalid payload: Event field "distinct_id" must be a string or a number.', "batch__1__distinct_id"),
-        ({"event": "e", "distinct_id": "u", "properties": [1]}, "Invalid payload: Properties must be a JSON object, received list!", "batch__1__properties"),
-        ({"event": "e", "distinct_id": "u", "uuid": "nope"}, 'Invalid payload: Event field "uuid" must be a valid UUID.', "batch__1__uuid"),
-        ({"event": "e", "distinct_id": "u", "timestamp": 12}, 'Invalid payload: Event field "timestamp" must be an ISO-8601 datetime.', "batch__1__timestamp"),
+        (
+            {"distinct_id": "u"},
+            "Invalid payload: All events must have the event name field 'event'!",
+            "batch__1__event",
+        ),
+        (
+            {"event": "", "distinct_id": "u"},
+            "Invalid payload: All events must have the event name field 'event'!",
+            "batch__1__event",
+        ),
+        (
+            {"event": 5, "distinct_id": "u"},
+            'Invalid payload: Event field "event" must be a string.',
+            "batch__1__event",
+        ),
+        (
+            {"event": "e"},
+            'Invalid payload: All events must have the event field "distinct_id"!',
+            "batch__1__distinct_id",
+        ),
+        (
+            {"event": "e", "distinct_id": ""},
+            'Invalid payload: Event field "distinct_id" should not be blank!',
+            "batch__1__distinct_id",
+        ),
+        (
+            {"event": "e", "distinct_id": {"a": 1}},
+            'Invalid payload: Event field "distinct_id" must be a string or a number.',
+            "batch__1__distinct_id",
+        ),
+        (
+            {"event": "e", "distinct_id": "u", "properties": [1]},
+            "Invalid payload: Properties must be a JSON object, received list!",
+            "batch__1__properties",
+        ),
+        (
+            {"event": "e", "distinct_id": "u", "uuid": "nope"},
+            'Invalid payload: Event field "uuid" must be a valid UUID.',
+            "batch__1__uuid",
+        ),
+        (
+            {"event": "e", "distinct_id": "u", "timestamp": 12},
+            'Invalid payload: Event field "timestamp" must be an ISO-8601 datetime.',
+            "batch__1__timestamp",
+        ),
         ("not an event", "Invalid payload: every event must be a JSON object.", "batch__1"),
     ],
 )
@@ -150,7 +204,9 @@ async def test_malformed_envelopes(api: ApiClient, credentials: Credentials, eng
         assert r.status_code == 400 and set(r.json()) == {"type", "code", "detail", "attr"}, content
     r = await api.http.post("/batch/", json=batch(credentials))
     assert r.status_code == 400 and r.json()["detail"] == "Invalid payload: request holds no event."
-    r = await api.http.post("/batch/", json={"api_key": credentials.project_api_token, "batch": {"event": "e"}})
+    r = await api.http.post(
+        "/batch/", json={"api_key": credentials.project_api_token, "batch": {"event": "e"}}
+    )
     assert r.status_code == 400 and r.json()["attr"] == "batch"
     assert await stored(engine) == []
 
@@ -179,7 +235,9 @@ async def test_group_types_get_indexes_in_order_of_first_sight(
     for e in (first, second, third, fourth):
         assert (await api.http.post("/batch/", json=batch(credentials, e))).status_code == 200
     async with make_sessionmaker(engine)() as session:
-        rows = (await session.exec(select(GroupTypeMapping).order_by(col(GroupTypeMapping.group_type_index)))).all()
+        rows = (
+            await session.exec(select(GroupTypeMapping).order_by(col(GroupTypeMapping.group_type_index)))
+        ).all()
     assert [(m.group_type, m.group_type_index) for m in rows] == [
         ("company", 0),
         ("team", 1),
@@ -190,14 +248,21 @@ async def test_group_types_get_indexes_in_order_of_first_sight(
     assert len(await stored(engine)) == 4
 
 
-async def test_concurrent_batches_are_all_stored(api: ApiClient, credentials: Credentials, engine: AsyncEngine) -> None:
-    bodies = [batch(credentials, *(event(f"e{n % 7}", distinct_id=f"u{n}-{i}") for i in range(50))) for n in range(40)]
+async def test_concurrent_batches_are_all_stored(
+    api: ApiClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
+    bodies = [
+        batch(credentials, *(event(f"e{n % 7}", distinct_id=f"u{n}-{i}") for i in range(50)))
+        for n in range(40)
+    ]
     answers = await asyncio.gather(*(api.http.post("/batch/", json=b) for b in bodies))
     assert [r.status_code for r in answers] == [200] * 40
     assert len(await stored(engine)) == 2000
 
 
-async def test_v1_capture_answers_per_event_results(api: ApiClient, credentials: Credentials, engine: AsyncEngine) -> None:
+async def test_v1_capture_answers_per_event_results(
+    api: ApiClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
     events = [{**event(), "options": {}}, {**event("second"), "uuid": str(uuid.uuid4()).upper()}]
     body = {"created_at": datetime.now(UTC).isoformat(), "batch": events}
     headers = {"Authorization": f"Bearer {credentials.project_api_token}"}

@@ -12,7 +12,11 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 
 async def create_experiment(api: ApiClient, **overrides: Any) -> dict[str, Any]:
-    body = {"name": "Checkout test", "feature_flag_key": "checkout-test", "allow_unknown_events": True} | overrides
+    body = {
+        "name": "Checkout test",
+        "feature_flag_key": "checkout-test",
+        "allow_unknown_events": True,
+    } | overrides
     r = await api.post(api.project("experiments/"), body)
     assert r.status_code == 201, r.text
     return dict(r.json())
@@ -45,7 +49,9 @@ async def test_full_lifecycle(api: ApiClient) -> None:
     r = await action(api, eid, "end", {"conclusion": "won", "conclusion_comment": "clear win"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["status"] == "stopped" and body["conclusion"] == "won" and body["feature_flag"]["active"] is True
+    assert (
+        body["status"] == "stopped" and body["conclusion"] == "won" and body["feature_flag"]["active"] is True
+    )
     r = await action(api, eid, "archive")
     assert r.json()["archived"] is True
     r = await action(api, eid, "unarchive")

@@ -19,7 +19,7 @@ import pytest
 from db.bootstrap import Credentials
 from tests.support.api_client import ApiClient
 
-MV = {
+MV: dict[str, Any] = {
     "groups": [{"properties": [], "rollout_percentage": 100}],
     "multivariate": {
         "variants": [
@@ -80,7 +80,12 @@ async def test_detailed_shape_for_v2_and_v4(api: ApiClient, credentials: Credent
         "enabled": True,
         "variant": variant,
         "reason": {"code": "condition_match", "condition_index": 0, "description": "Matched condition set 1"},
-        "metadata": {"id": flag["id"], "version": 1, "description": "Checkout test", "payload": MV["payloads"][variant]},
+        "metadata": {
+            "id": flag["id"],
+            "version": 1,
+            "description": "Checkout test",
+            "payload": MV["payloads"][variant],
+        },
     }
     assert answer["featureFlags"] == {"checkout": variant}
     assert answer["featureFlagPayloads"] == {"checkout": MV["payloads"][variant]}
@@ -117,7 +122,11 @@ async def test_token_spellings_and_body_encodings(api: ApiClient, credentials: C
         ("/flags/?v=2", gzip.compress(plain), {"content-encoding": "gzip"}),
         ("/flags/?v=2&compression=gzip-js", gzip.compress(plain), {"content-type": "text/plain"}),
         ("/flags/?v=2&compression=base64", base64.b64encode(plain), {}),
-        ("/flags/?v=2", b"data=" + base64.b64encode(plain), {"content-type": "application/x-www-form-urlencoded"}),
+        (
+            "/flags/?v=2",
+            b"data=" + base64.b64encode(plain),
+            {"content-type": "application/x-www-form-urlencoded"},
+        ),
     ]
     for path, content, headers in requests:
         if isinstance(content, dict):
@@ -133,7 +142,9 @@ async def test_errors(api: ApiClient, credentials: Credentials) -> None:
     assert r.status_code == 401
     assert r.json()["detail"] == "No API token provided. Please include a valid API token in your request."
     r = await api.http.post("/flags/?v=2", json={"distinct_id": "u", "api_key": "phc_nope"})
-    assert r.status_code == 401 and r.json()["detail"].startswith("The provided API key is invalid or has expired")
+    assert r.status_code == 401 and r.json()["detail"].startswith(
+        "The provided API key is invalid or has expired"
+    )
     r = await api.http.post("/flags/?v=2", json={"api_key": credentials.project_api_token})
     assert r.status_code == 400 and r.json()["attr"] == "distinct_id"
     assert r.json()["detail"].startswith("The distinct_id field is missing")
@@ -167,7 +178,11 @@ async def test_flag_keys_and_aliases(api: ApiClient, credentials: Credentials) -
     assert set((await flags(api, body(credentials, flag_keys=["a"])))["flags"]) == {"a"}
     for extra in ({"person_properties": {"plan": "pro"}}, {"$properties": {"plan": "pro"}}):
         assert (await flags(api, body(credentials, **extra)))["featureFlags"]["pro-only"] is True
-    aliased = {"$distinct_id": 8675309, "api_key": credentials.project_api_token, "$properties": {"plan": "pro"}}
+    aliased = {
+        "$distinct_id": 8675309,
+        "api_key": credentials.project_api_token,
+        "$properties": {"plan": "pro"},
+    }
     assert (await flags(api, aliased))["featureFlags"] == {"a": True, "pro-only": True}
     disabled = await flags(api, body(credentials, disable_flags=True))
     assert disabled["flags"] == {}
@@ -182,17 +197,27 @@ async def test_numeric_distinct_id_buckets_like_its_string(api: ApiClient, crede
         assert as_number["featureFlags"] == as_string["featureFlags"]
 
 
-async def test_group_flags_use_the_captured_group_type_mapping(api: ApiClient, credentials: Credentials) -> None:
+async def test_group_flags_use_the_captured_group_type_mapping(
+    api: ApiClient, credentials: Credentials
+) -> None:
     batch = {
         "api_key": credentials.project_api_token,
-        "batch": [{"event": "e", "distinct_id": "u", "properties": {"$groups": {"company": "acme", "team": "t1"}}}],
+        "batch": [
+            {"event": "e", "distinct_id": "u", "properties": {"$groups": {"company": "acme", "team": "t1"}}}
+        ],
     }
     assert (await api.http.post("/batch/", json=batch)).status_code == 200
     plan = [{"key": "plan", "operator": "exact", "value": "pro", "type": "group", "group_type_index": 0}]
     await create_flag(
-        api, "company-flag", {"aggregation_group_type_index": 0, "groups": [{"properties": plan, "rollout_percentage": 100}]}
+        api,
+        "company-flag",
+        {"aggregation_group_type_index": 0, "groups": [{"properties": plan, "rollout_percentage": 100}]},
     )
-    await create_flag(api, "team-flag", {"aggregation_group_type_index": 1, "groups": [{"properties": [], "rollout_percentage": 100}]})
+    await create_flag(
+        api,
+        "team-flag",
+        {"aggregation_group_type_index": 1, "groups": [{"properties": [], "rollout_percentage": 100}]},
+    )
     await eventually(api, body(credentials), lambda a: {"company-flag", "team-flag"} <= set(a["flags"]))
     alone = await flags(api, body(credentials))
     assert alone["flags"]["company-flag"]["reason"]["code"] == "no_group_type"
@@ -226,17 +251,27 @@ async def test_a_change_is_visible_within_one_second(api: ApiClient, credentials
 
 
 @pytest.mark.usefixtures("worker")
-async def test_experiment_pause_and_resume_keep_every_variant(api: ApiClient, credentials: Credentials) -> None:
-    r = await api.post(api.project("experiments/"), {"name": "E", "feature_flag_key": "exp", "allow_unknown_events": True})
+async def test_experiment_pause_and_resume_keep_every_variant(
+    api: ApiClient, credentials: Credentials
+) -> None:
+    r = await api.post(
+        api.project("experiments/"), {"name": "E", "feature_flag_key": "exp", "allow_unknown_events": True}
+    )
     assert r.status_code == 201, r.text
     eid = r.json()["id"]
     assert (await api.post(api.project(f"experiments/{eid}/launch/"))).status_code == 200
     await eventually(api, body(credentials), lambda a: "exp" in a["flags"])
-    before = {n: (await flags(api, body(credentials, distinct_id=f"u{n}")))["featureFlags"]["exp"] for n in range(200)}
+    before = {
+        n: (await flags(api, body(credentials, distinct_id=f"u{n}")))["featureFlags"]["exp"]
+        for n in range(200)
+    }
     assert set(before.values()) == {"control", "test"}
     assert (await api.post(api.project(f"experiments/{eid}/pause/"))).status_code == 200
     await eventually(api, body(credentials), lambda a: "exp" not in a["flags"])
     assert (await api.post(api.project(f"experiments/{eid}/resume/"))).status_code == 200
     await eventually(api, body(credentials), lambda a: "exp" in a["flags"])
-    after = {n: (await flags(api, body(credentials, distinct_id=f"u{n}")))["featureFlags"]["exp"] for n in range(200)}
+    after = {
+        n: (await flags(api, body(credentials, distinct_id=f"u{n}")))["featureFlags"]["exp"]
+        for n in range(200)
+    }
     assert after == before

@@ -10,7 +10,12 @@ from db.bootstrap import Credentials
 from tests.api.test_flags_eval import MV, create_flag, patch_flag, rollout
 from tests.support.api_client import ApiClient
 
-PATHS = ("/flags/definitions", "/flags/definitions/", "/api/feature_flag/local_evaluation/", "/api/feature_flag/local_evaluation")
+PATHS = (
+    "/flags/definitions",
+    "/flags/definitions/",
+    "/api/feature_flag/local_evaluation/",
+    "/api/feature_flag/local_evaluation",
+)
 
 
 async def definitions_eventually(
@@ -34,7 +39,9 @@ async def test_definitions_list_live_flags_of_the_project(api: ApiClient, creden
     await patch_flag(api, paused["id"], active=False)
     await patch_flag(api, deleted["id"], deleted=True)
     other = (await api.post("/api/projects/", {"name": "Other"})).json()
-    r = await api.post(f"/api/projects/{other['id']}/feature_flags/", {"key": "elsewhere", "filters": rollout(100)})
+    r = await api.post(
+        f"/api/projects/{other['id']}/feature_flags/", {"key": "elsewhere", "filters": rollout(100)}
+    )
     assert r.status_code == 201
     token = credentials.project_api_token
     data = await definitions_eventually(api, token, {"checkout", "paused"})
@@ -83,7 +90,10 @@ async def test_auth(api: ApiClient, credentials: Credentials) -> None:
     r = await api.http.get(f"/flags/definitions?token={token}")
     assert r.status_code == 401 and r.json()["code"] == "not_authenticated"
     r = await api.get(f"/flags/definitions?token={token}", key="phx_not_a_key")
-    assert r.status_code == 401 and r.json()["detail"] == "Personal API key found in request Authorization header is invalid."
+    assert (
+        r.status_code == 401
+        and r.json()["detail"] == "Personal API key found in request Authorization header is invalid."
+    )
     project = (await api.get(api.project(""))).json()
     r = await api.get(f"/flags/definitions?token={token}", key=project["secret_api_token"])
     assert r.status_code == 200, r.text
@@ -102,5 +112,7 @@ async def test_auth(api: ApiClient, credentials: Credentials) -> None:
 
 async def test_secret_key_of_another_project_is_refused(api: ApiClient, credentials: Credentials) -> None:
     other = (await api.post("/api/projects/", {"name": "Other"})).json()
-    r = await api.get(f"/flags/definitions?token={credentials.project_api_token}", key=other["secret_api_token"])
+    r = await api.get(
+        f"/flags/definitions?token={credentials.project_api_token}", key=other["secret_api_token"]
+    )
     assert r.status_code == 403

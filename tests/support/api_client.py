@@ -20,12 +20,16 @@ class ApiClient:
     async def get(self, path: str, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
         return await self.http.get(path, headers=self._headers(key, kwargs.pop("headers", None)), **kwargs)
 
-    async def post(self, path: str, json: Any = None, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
+    async def post(
+        self, path: str, json: Any = None, *, key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
         return await self.http.post(
             path, json=json, headers=self._headers(key, kwargs.pop("headers", None)), **kwargs
         )
 
-    async def patch(self, path: str, json: Any = None, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
+    async def patch(
+        self, path: str, json: Any = None, *, key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
         return await self.http.patch(
             path, json=json, headers=self._headers(key, kwargs.pop("headers", None)), **kwargs
         )

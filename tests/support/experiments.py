@@ -11,7 +11,11 @@ from workflows.constants import experiment_workflow_id
 
 
 async def create_experiment(api: ApiClient, **overrides: Any) -> dict[str, Any]:
-    body = {"name": "Checkout test", "feature_flag_key": "checkout-test", "allow_unknown_events": True} | overrides
+    body = {
+        "name": "Checkout test",
+        "feature_flag_key": "checkout-test",
+        "allow_unknown_events": True,
+    } | overrides
     r = await api.post(api.project("experiments/"), body)
     assert r.status_code == 201, r.text
     return dict(r.json())

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from temporalio.client import Client
 
+from domain.experiment_messages import ExperimentSnapshot, HistoryEntry, TransitionRequest
 from tests.support.api_client import ApiClient
 from tests.support.experiments import action, create_experiment, handle
-from workflows.models import ExperimentSnapshot, HistoryEntry, TransitionRequest
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -32,7 +32,11 @@ async def test_signals_drive_transitions_and_invalid_ones_are_recorded(
             break
         await asyncio.sleep(0.1)
     ops = [(h.operation, h.outcome, h.via) for h in history]
-    assert ops == [("create", "accepted", "rest"), ("launch", "accepted", "signal"), ("resume", "rejected", "signal")]
+    assert ops == [
+        ("create", "accepted", "rest"),
+        ("launch", "accepted", "signal"),
+        ("resume", "rejected", "signal"),
+    ]
     assert history[2].detail == "Experiment is not paused."
     state = await wf.query("state", result_type=ExperimentSnapshot)
     assert state.status == "running"
@@ -84,11 +88,17 @@ async def test_concurrent_transitions_are_serialized(api: ApiClient, temporal_cl
     codes = [r.status_code for r in responses]
     assert set(codes) <= {200, 400, 409}, [r.text for r in responses if r.status_code not in (200, 400, 409)]
     accepted = [op for op, r in zip(ops, responses, strict=True) if r.status_code == 200]
-    history = await handle(temporal_client, api.project_id, exp["id"]).query("history", result_type=list[HistoryEntry])
-    lifecycle = [h.operation for h in history if h.outcome == "accepted" and h.operation not in ("create", "launch")]
+    history = await handle(temporal_client, api.project_id, exp["id"]).query(
+        "history", result_type=list[HistoryEntry]
+    )
+    lifecycle = [
+        h.operation for h in history if h.outcome == "accepted" and h.operation not in ("create", "launch")
+    ]
     assert sorted(lifecycle) == sorted(accepted)
     final = (await api.get(api.project(f"experiments/{exp['id']}/"))).json()
-    state = await handle(temporal_client, api.project_id, exp["id"]).query("state", result_type=ExperimentSnapshot)
+    state = await handle(temporal_client, api.project_id, exp["id"]).query(
+        "state", result_type=ExperimentSnapshot
+    )
     assert final["status"] == state.status.value
     assert final["feature_flag"]["active"] == state.flag_active
     # Replaying the accepted sequence from running gives the final state.
@@ -97,7 +107,9 @@ async def test_concurrent_transitions_are_serialized(api: ApiClient, temporal_cl
         expected = {"pause": "paused", "resume": "running", "end": "stopped"}[op]
     if final["status"] != expected:
         audit = (await api.get(api.project(f"experiments/{exp['id']}/activity/"))).json()["results"]
-        print("AUDIT", [(a["operation"], a["outcome"], a["operation_id"], a["detail"]) for a in reversed(audit)])
+        print(
+            "AUDIT", [(a["operation"], a["outcome"], a["operation_id"], a["detail"]) for a in reversed(audit)]
+        )
         print("HIST", [(h.operation, h.outcome, h.update_id, h.detail) for h in history])
         print("RESP", [(op, r.status_code, r.text[:80]) for op, r in zip(ops, responses, strict=True)])
     assert final["status"] == expected
