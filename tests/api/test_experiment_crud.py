@@ -58,23 +58,66 @@ async def test_create_defaults_and_representation(api: ApiClient) -> None:
         ({"feature_flag_key": "k"}, bad("This field is required.", "name", "required")),
         ({"name": "x"}, bad("This field is required.", "feature_flag_key", "required")),
         ({"name": None, "feature_flag_key": "k"}, bad("This field may not be null.", "name", "null")),
-        ({"name": "x", "feature_flag_key": "bad key!"}, bad("Only letters, numbers, hyphens (-) & underscores (_) are allowed.", "key", "invalid_key")),
-        ({"name": "x", "feature_flag_key": "k", "type": "mobile"}, bad('"mobile" is not a valid choice.', "type", "invalid_choice")),
         (
-            {"name": "x", "feature_flag_key": "k", "parameters": {"feature_flag_variants": [{"key": "a", "rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}},
-            bad("Feature flag variants must contain a variant with key 'control' (lowercase, exactly). Got keys: ['a', 'b']. Rename the baseline variant's 'key' to 'control'.", "parameters"),
+            {"name": "x", "feature_flag_key": "bad key!"},
+            bad("Only letters, numbers, hyphens (-) & underscores (_) are allowed.", "key", "invalid_key"),
         ),
         (
-            {"name": "x", "feature_flag_key": "k", "parameters": {"feature_flag_variants": [{"key": "control", "rollout_percentage": 50}, {"key": "test", "rollout_percentage": 40}]}},
+            {"name": "x", "feature_flag_key": "k", "type": "mobile"},
+            bad('"mobile" is not a valid choice.', "type", "invalid_choice"),
+        ),
+        (
+            {
+                "name": "x",
+                "feature_flag_key": "k",
+                "parameters": {
+                    "feature_flag_variants": [
+                        {"key": "a", "rollout_percentage": 50},
+                        {"key": "b", "rollout_percentage": 50},
+                    ]
+                },
+            },
+            bad(
+                "Feature flag variants must contain a variant with key 'control' (lowercase, exactly). Got keys: ['a', 'b']. Rename the baseline variant's 'key' to 'control'.",
+                "parameters",
+            ),
+        ),
+        (
+            {
+                "name": "x",
+                "feature_flag_key": "k",
+                "parameters": {
+                    "feature_flag_variants": [
+                        {"key": "control", "rollout_percentage": 50},
+                        {"key": "test", "rollout_percentage": 40},
+                    ]
+                },
+            },
             bad("Invalid variant definitions: Variant rollout percentages must sum to 100.", "filters"),
         ),
-        ({"name": "x", "feature_flag_key": "k", "stats_config": {"method": "magic"}}, bad("Invalid stats method: 'magic'. Must be one of: bayesian, frequentist")),
+        (
+            {"name": "x", "feature_flag_key": "k", "stats_config": {"method": "magic"}},
+            bad("Invalid stats method: 'magic'. Must be one of: bayesian, frequentist"),
+        ),
         ({"name": "x", "feature_flag_key": "k", "metrics": "nope"}, bad("Metrics must be a list", "metrics")),
-        ({"name": "x", "feature_flag_key": "k", "start_date": "2024-02-01T00:00:00Z", "end_date": "2024-01-01T00:00:00Z"}, bad("End date must be after start date")),
-        ({"name": "x", "feature_flag_key": "k", "holdout_id": 999}, bad('Invalid pk "999" - object does not exist.', "holdout_id", "does_not_exist")),
+        (
+            {
+                "name": "x",
+                "feature_flag_key": "k",
+                "start_date": "2024-02-01T00:00:00Z",
+                "end_date": "2024-01-01T00:00:00Z",
+            },
+            bad("End date must be after start date"),
+        ),
+        (
+            {"name": "x", "feature_flag_key": "k", "holdout_id": 999},
+            bad('Invalid pk "999" - object does not exist.', "holdout_id", "does_not_exist"),
+        ),
     ],
 )
-async def test_create_validation_messages(api: ApiClient, body: dict[str, Any], expected: dict[str, Any]) -> None:
+async def test_create_validation_messages(
+    api: ApiClient, body: dict[str, Any], expected: dict[str, Any]
+) -> None:
     r = await api.post(api.project("experiments/"), body)
     assert r.status_code == 400, r.text
     assert r.json() == expected
@@ -85,13 +128,23 @@ async def test_unknown_events_are_refused_unless_allowed(api: ApiClient) -> None
     r = await api.post(api.project("experiments/"), body)
     assert r.status_code == 400
     assert r.json()["detail"].startswith("Event(s) 'purchase' not found.")
-    assert (await api.post(api.project("experiments/"), body | {"allow_unknown_events": True})).status_code == 201
+    assert (
+        await api.post(api.project("experiments/"), body | {"allow_unknown_events": True})
+    ).status_code == 201
 
 
 async def test_existing_flag_is_reused_untouched(api: ApiClient) -> None:
     flag = {
         "key": "shared",
-        "filters": {"groups": [{"properties": [], "rollout_percentage": 30}], "multivariate": {"variants": [{"key": "control", "rollout_percentage": 50}, {"key": "test", "rollout_percentage": 50}]}},
+        "filters": {
+            "groups": [{"properties": [], "rollout_percentage": 30}],
+            "multivariate": {
+                "variants": [
+                    {"key": "control", "rollout_percentage": 50},
+                    {"key": "test", "rollout_percentage": 50},
+                ]
+            },
+        },
         "active": False,
     }
     created = await api.post(api.project("feature_flags/"), flag)
