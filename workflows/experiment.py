@@ -52,6 +52,8 @@ class ExperimentWorkflow:
         self._busy = False
         self._lock = asyncio.Lock()
         self._abandoned = False
+        # What visibility shows now; the start carried status and flag key but never the name.
+        self._published: tuple[str, str | None, str] | None = None
 
     # ---- run loop -------------------------------------------------------------------------
 
@@ -375,7 +377,7 @@ class ExperimentWorkflow:
                 )
             )
         self._snapshot = truth.snapshot
-        support.upsert_state(truth.snapshot)
+        self._publish(truth.snapshot)
 
     @workflow.update(name="resync")
     async def resync(self) -> ExperimentSnapshot:
@@ -416,7 +418,11 @@ class ExperimentWorkflow:
         update_id = self._update_id()
         if update_id is not None:
             self._results[update_id] = snapshot
-        support.upsert_state(snapshot)
+        self._publish(snapshot)
+
+    def _publish(self, snapshot: ExperimentSnapshot) -> None:
+        support.upsert_state(snapshot, self._published)
+        self._published = support.published_fields(snapshot)
 
     def _insert_in_order(self, entry: HistoryEntry) -> None:
         """Place a recovered transition where its row version says it happened."""

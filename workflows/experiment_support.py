@@ -93,6 +93,20 @@ def start_search_attributes(
     return TypedSearchAttributes(pairs)
 
 
-def upsert_state(snapshot: ExperimentSnapshot) -> None:
+# Patch id (dated, as PostHog names them): histories recorded before it upserted search
+# attributes and memo on every transition; newer runs only send what changed, which saves a
+# visibility write per transition. Old histories replay down the old branch.
+UPSERT_ONLY_CHANGES = "upsert-only-changes-2026-12"
+
+
+def published_fields(snapshot: ExperimentSnapshot) -> tuple[str, str | None, str]:
+    return (snapshot.status.value, snapshot.flag_key, snapshot.name)
+
+
+def upsert_state(snapshot: ExperimentSnapshot, published: tuple[str, str | None, str] | None) -> None:
+    """Publish status, flag key and name to visibility (search attributes and memo)."""
+    if workflow.patched(UPSERT_ONLY_CHANGES) and published == published_fields(snapshot):
+        return
     workflow.upsert_search_attributes(search_attribute_updates(snapshot))  # type: ignore[arg-type]
-    workflow.upsert_memo({"name": snapshot.name})
+    if not workflow.patched(UPSERT_ONLY_CHANGES) or published is None or published[2] != snapshot.name:
+        workflow.upsert_memo({"name": snapshot.name})

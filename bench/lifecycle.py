@@ -1,0 +1,180 @@
+"""REST lifecycle latency and throughput next to a bare Temporal update, on the same server.
+
+Starts a Temporal dev server with a persistence file, `python worker.py` and `python -m api`
+(as `make run` does), then measures launch/pause/resume/end through HTTP at 1 and 16 concurrent
+clients, and a no-op workflow update (the floor any update-based design pays) in the same run.
+
+    .venv/bin/python bench/lifecycle.py [--cycles 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.noop_workflow import NoopWorkflow  # noqa: E402
+from workflows.search_attributes import cli_flags  # noqa: E402
+
+OPERATIONS = ("launch", "pause", "resume", "end")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"port {port} never opened")
+
+
+@contextmanager
+def services(data_dir: Path) -> Iterator[tuple[str, str, str]]:
+    temporal_port, api_port = free_port(), free_port()
+    binary = str(Path(sys.executable).parent / "temporal")
+    procs = [
+        subprocess.Popen(
+            [binary, "server", "start-dev", "--headless", "--port", str(temporal_port),
+             "--db-filename", str(data_dir / "temporal.sqlite"), "--log-level", "error", *cli_flags()],
+        )
+    ]  # fmt: skip
+    env = dict(
+        os.environ,
+        DATA_DIR=str(data_dir),
+        PORT=str(api_port),
+        TEMPORAL_ADDRESS=f"127.0.0.1:{temporal_port}",
+        BOOTSTRAP_PERSONAL_API_KEY="phx_bench_key",
+        BOOTSTRAP_PROJECT_API_TOKEN="phc_bench_token",
+    )
+    try:
+        wait_port(temporal_port)
+        subprocess.run(
+            [sys.executable, "-m", "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True
+        )
+        procs.append(
+            subprocess.Popen([sys.executable, "worker.py"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        )
+        procs.append(subprocess.Popen([sys.executable, "-m", "api"], env=env, cwd=ROOT))
+        wait_port(api_port)
+        yield f"http://127.0.0.1:{api_port}", f"127.0.0.1:{temporal_port}", "phx_bench_key"
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+async def rest_client(http: httpx.AsyncClient, index: int, cycles: int, out: dict[str, list[float]]) -> int:
+    r = await http.post(
+        "/api/projects/1/experiments/",
+        json={"name": f"bench {index}", "feature_flag_key": f"bench-{index}-{uuid.uuid4().hex[:6]}"},
+    )
+    r.raise_for_status()
+    eid = r.json()["id"]
+    done = 0
+    for _ in range(cycles):
+        for op in (*OPERATIONS, "reset"):
+            started = time.perf_counter()
+            r = await http.post(f"/api/projects/1/experiments/{eid}/{op}/")
+            elapsed = time.perf_counter() - started
+            if r.status_code != 200:
+                raise RuntimeError(f"{op}: {r.status_code} {r.text}")
+            if op in OPERATIONS:
+                out[op].append(elapsed)
+            done += 1
+    return done
+
+
+async def run_rest(
+    base_url: str, key: str, clients: int, cycles: int
+) -> tuple[dict[str, list[float]], float]:
+    out: dict[str, list[float]] = {op: [] for op in OPERATIONS}
+    limits = httpx.Limits(max_connections=clients)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as http:
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(rest_client(http, i, cycles, out) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    return out, sum(counts) / elapsed
+
+
+async def run_bare(client: Client, clients: int, calls: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+
+    async def one(index: int) -> None:
+        handle = await client.start_workflow(
+            NoopWorkflow.run, id=f"bench-noop-{task_queue}-{index}", task_queue=task_queue
+        )
+        for _ in range(calls):
+            started = time.perf_counter()
+            await handle.execute_update(NoopWorkflow.touch)
+            latencies.append(time.perf_counter() - started)
+        await handle.terminate()
+
+    async with Worker(client, task_queue=task_queue, workflows=[NoopWorkflow]):
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    return latencies, clients * calls / elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def main(cycles: int) -> dict[str, object]:
+    report: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp, services(Path(tmp)) as (base_url, address, key):
+        client = await Client.connect(address, data_converter=pydantic_data_converter)
+        for clients in (1, 16):
+            bare, bare_tput = await run_bare(client, clients, calls=cycles * 5)
+            rest, rest_tput = await run_rest(base_url, key, clients, cycles)
+            every = [v for values in rest.values() for v in values]
+            line = {
+                "bare_p50_ms": round(pct(bare, 0.5), 1),
+                "bare_p99_ms": round(pct(bare, 0.99), 1),
+                "bare_updates_per_s": round(bare_tput, 1),
+                "rest_p50_ms": round(pct(every, 0.5), 1),
+                "rest_p99_ms": round(pct(every, 0.99), 1),
+                "rest_transitions_per_s": round(rest_tput, 1),
+                "p50_ratio": round(pct(every, 0.5) / pct(bare, 0.5), 2),
+                "throughput_ratio": round(rest_tput / bare_tput, 2),
+                "per_operation_p50_ms": {op: round(statistics.median(v) * 1000, 1) for op, v in rest.items()},
+            }
+            report[f"{clients}_clients"] = line
+            print(f"{clients:>2} clients: {json.dumps(line)}", flush=True)
+    return report
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cycles", type=int, default=15)
+    args = parser.parse_args()
+    asyncio.run(main(args.cycles))
