@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.approvals import ApprovalActivities
 from activities.experiments import ExperimentActivities
 from db.engine import make_async_engine, make_sessionmaker
 from settings import Settings, load_settings
@@ -25,11 +26,17 @@ log = logging.getLogger("flagship.worker")
 
 
 def build_worker(client: Client, settings: Settings, engine: AsyncEngine, **overrides: object) -> Worker:
-    experiment_activities = ExperimentActivities(make_sessionmaker(engine))
+    sessionmaker = make_sessionmaker(engine)
+    experiment_activities = ExperimentActivities(sessionmaker)
+    approval_activities = ApprovalActivities(sessionmaker)
     options: dict[str, object] = {
         "task_queue": settings.task_queue,
         "workflows": [ExperimentWorkflow],
-        "activities": experiment_activities.all(),
+        "activities": [
+            *experiment_activities.all(),
+            approval_activities.apply_change_request,
+            approval_activities.expire_change_request,
+        ],
         # In-flight activities get this long to finish on SIGTERM before the worker exits.
         "graceful_shutdown_timeout": timedelta(seconds=10),
     }

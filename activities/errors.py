@@ -18,6 +18,14 @@ DOMAIN_ERROR_TYPES = {
 
 def to_application_error(err: DomainError, snapshot: dict[str, Any] | None = None) -> ApplicationError:
     """A precondition that fails against the database will fail again: never retry it."""
+    body = getattr(err, "body", None)
+    if callable(body):  # errors PostHog answers with a plain body (policy_conflict)
+        return ApplicationError(
+            err.detail,
+            {"attr": None, "code": err.code, "body": body()},
+            type="PolicyConflict",
+            non_retryable=True,
+        )
     return ApplicationError(
         err.detail,
         {"attr": err.attr, "code": err.code, "snapshot": snapshot},

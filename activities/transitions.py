@@ -12,7 +12,17 @@ from db.experiments import facts_of
 from db.tables import Experiment, FeatureFlag
 from domain.experiment_messages import TransitionRequest
 from domain.fingerprint import compute_metric_fingerprint
+from domain.flag_rules import ensure_variant_on_flag, ship_variant_filters
 from domain.lifecycle import Operation, apply_transition, check_transition, flag_active_after
+
+
+def check_operation(
+    operation: Operation, experiment: Experiment, flag: FeatureFlag | None, request: TransitionRequest
+) -> None:
+    """PostHog's preconditions against the database (the workflow checked its cache already)."""
+    check_transition(operation, facts_of(experiment, flag))
+    if operation == "ship_variant" and flag is not None:
+        ensure_variant_on_flag(flag.filters, request.variant_key or "")
 
 
 def apply_operation(
@@ -22,8 +32,8 @@ def apply_operation(
     request: TransitionRequest,
     now: datetime,
 ) -> None:
+    check_operation(operation, experiment, flag, request)
     facts = facts_of(experiment, flag)
-    check_transition(operation, facts)
     target = apply_transition(operation, facts, now)
     experiment.start_date = target.start_date
     experiment.end_date = target.end_date
@@ -36,6 +46,12 @@ def apply_operation(
         flag.updated_at = now
     if operation == "launch":
         refresh_fingerprints(experiment)
+    if operation == "ship_variant" and flag is not None:
+        flag.filters = ship_variant_filters(
+            flag.filters, request.variant_key or "", request.release_to_everyone
+        )
+        flag.version += 1
+        flag.updated_at = now
 
 
 def _apply_conclusion(operation: Operation, experiment: Experiment, request: TransitionRequest) -> None:

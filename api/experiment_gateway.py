@@ -163,5 +163,7 @@ def map_failure(cause: BaseException | None) -> ApiError | RawError:
             return ApiError(403, "authentication_error", code or "permission_denied", cause.message, attr)
         case "ApprovalRequired":
             return RawError(409, info.get("body") or {"code": "approval_required", "detail": cause.message})
+        case "PolicyConflict":
+            return RawError(400, info.get("body") or {"code": "policy_conflict", "error": cause.message})
         case _:
             return service_unavailable(cause.message or "The change could not be applied. Try again shortly.")

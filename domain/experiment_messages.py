@@ -74,6 +74,8 @@ class TransitionRequest(BaseModel):
     release_to_everyone: bool = False
     observed: ExperimentSnapshot | None = None
     request_id: str | None = None
+    # Set when applying an approved change request: the approval gate is already passed.
+    approved_change_request_id: str | None = None
 
 
 class CreateRequest(BaseModel):
@@ -150,6 +152,31 @@ class RecordInput(BaseModel):
     entry: HistoryEntry
 
 
+class PendingChange(BaseModel):
+    """A change waiting for approval, kept durably in the workflow until applied or dropped."""
+
+    change_request_id: str
+    operation: str
+    expires_at: AwareDatetime
+    requested_by: int | None = None
+
+
+class ApprovalGranted(BaseModel):
+    """Signal `approval_granted`: from the approve endpoint, or any approval system via Temporal."""
+
+    change_request_id: str
+    approver_id: int | None = None
+    source: Literal["api", "external"] = "external"
+
+
+class ChangeRequestClosed(BaseModel):
+    """Signal `change_request_closed`: rejected or cancelled through the API."""
+
+    change_request_id: str
+    state: Literal["rejected", "cancelled", "expired", "failed"]
+    actor_id: int | None = None
+
+
 class WorkflowInput(BaseModel):
     project_id: int
     experiment_id: int
@@ -157,3 +184,4 @@ class WorkflowInput(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     # update id -> snapshot returned, carried across continue-as-new (server dedup is per run).
     results: dict[str, ExperimentSnapshot] = Field(default_factory=dict)
+    pending: list[PendingChange] = Field(default_factory=list)

@@ -21,7 +21,14 @@ LIFECYCLE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=2),
     maximum_attempts=5,
-    non_retryable_error_types=["ValidationFailed", "NotFound", "Conflict", "PermissionDenied"],
+    non_retryable_error_types=[
+        "ValidationFailed",
+        "NotFound",
+        "Conflict",
+        "PermissionDenied",
+        "ApprovalRequired",
+        "PolicyConflict",
+    ],
 )
 
 DOMAIN_TYPES = {

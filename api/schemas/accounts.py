@@ -1,5 +1,6 @@
 """Request and response shapes for users, projects and personal API keys."""
 
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +8,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.render import iso
-from db.tables import Organization, PersonalAPIKey, Project, User
+from db.tables import Organization, PersonalAPIKey, Project
+from domain.users import user_basic
+
+__all__ = ["user_basic"]
 
 
 class PersonalAPIKeyCreate(BaseModel):
@@ -24,23 +28,6 @@ class ProjectCreate(BaseModel):
 
     name: str = Field(max_length=200, min_length=1)
     timezone: str = "UTC"
-
-
-def user_basic(user: User | None) -> dict[str, Any] | None:
-    """PostHog's UserBasicSerializer, used for `created_by`."""
-    if user is None:
-        return None
-    return {
-        "id": user.id,
-        "uuid": user.uuid,
-        "distinct_id": user.distinct_id,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "email": user.email,
-        "is_email_verified": user.is_email_verified,
-        "hedgehog_config": None,
-        "role_at_organization": None,
-    }
 
 
 def organization_out(org: Organization) -> dict[str, Any]:

@@ -1,15 +1,22 @@
 """All SQLModel tables; importing this package registers them on `SQLModel.metadata`."""
 
 from db.tables.accounts import Organization, PersonalAPIKey, Project, User
+from db.tables.approvals import ApprovalPolicy, ChangeRequest, ChangeRequestApproval
+from db.tables.cohorts import Cohort
 from db.tables.events import Action, Event, EventDefinition
 from db.tables.experiment_assets import ExperimentHoldout, ExperimentSavedMetric, ExperimentToSavedMetric
 from db.tables.experiments import AppliedOperation, Experiment, ExperimentActivity, ExperimentIdAllocation
 from db.tables.flags import FeatureFlag
 from db.tables.groups import GroupTypeMapping
+from db.tables.llm_prompts import LLMPrompt
 
 __all__ = [
     "Action",
     "AppliedOperation",
+    "ApprovalPolicy",
+    "ChangeRequest",
+    "ChangeRequestApproval",
+    "Cohort",
     "Event",
     "EventDefinition",
     "Experiment",
@@ -20,6 +27,7 @@ __all__ = [
     "ExperimentToSavedMetric",
     "FeatureFlag",
     "GroupTypeMapping",
+    "LLMPrompt",
     "Organization",
     "PersonalAPIKey",
     "Project",

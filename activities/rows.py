@@ -1,0 +1,152 @@
+"""Shared pieces of the experiment activities: loading rows for write, bumping versions,
+the audit trail, and the idempotent-transaction runner every write goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from activities.errors import to_application_error
+from db import experiments as queries
+from db.tables import AppliedOperation, Experiment, ExperimentActivity, FeatureFlag
+from domain.errors import DomainError, NotFound
+from domain.experiment_messages import AppliedRecord, ExperimentSnapshot, Truth
+
+DATETIME_COLUMNS = ("start_date", "end_date", "created_at", "updated_at")
+
+
+def parse_columns(values: dict[str, Any]) -> dict[str, Any]:
+    """The API sends JSON-safe columns; datetimes arrive as ISO strings."""
+    out = dict(values)
+    for name in DATETIME_COLUMNS:
+        if isinstance(out.get(name), str):
+            out[name] = datetime.fromisoformat(out[name])
+    return out
+
+
+class RowWriter:
+    """Holds the sessionmaker; runs each write once per operation id."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def once(
+        self,
+        op_id: str,
+        work: Callable[[AsyncSession], Any],
+        experiment_id: int | None = None,
+        operation: str | None = None,
+    ) -> ExperimentSnapshot:
+        """Run `work` in one transaction unless `op_id` was already applied.
+
+        A refused precondition carries the row's current snapshot, so a workflow whose cached
+        state drifted from the database (e.g. a flag edited elsewhere) adopts the truth.
+        """
+        try:
+            async with self.sessionmaker() as session:
+                previous = await queries.applied_result(session, op_id)
+                if previous is not None:
+                    return ExperimentSnapshot.model_validate(previous)
+                snapshot: ExperimentSnapshot = await work(session)
+                session.add(
+                    AppliedOperation(
+                        op_id=op_id,
+                        experiment_id=snapshot.experiment_id,
+                        operation=operation,
+                        result=snapshot.model_dump(mode="json"),
+                    )
+                )
+                await session.commit()
+                return snapshot
+        except DomainError as err:
+            current = await self.current(experiment_id) if experiment_id is not None else None
+            raise to_application_error(err, current) from None
+
+    async def current(self, experiment_id: int) -> dict[str, Any] | None:
+        truth = await self.truth(experiment_id)
+        return truth.model_dump(mode="json") if truth is not None else None
+
+    async def truth(self, experiment_id: int) -> Truth | None:
+        """The row's snapshot plus the operations recently applied to it.
+
+        A local activity can commit while the workflow task that ran it is lost (an update
+        aborted by the server under contention); the workflow reconciles from this.
+        """
+        async with self.sessionmaker() as session:
+            experiment = await session.get(Experiment, experiment_id)
+            if experiment is None:
+                return None
+            fields = queries.snapshot_fields(experiment, await queries.flag_of(session, experiment))
+            applied = [
+                AppliedRecord(op_id=row.op_id, operation=row.operation, at=row.created_at, result=row.result)
+                for row in await queries.recent_operations(session, experiment_id)
+                if row.result
+            ]
+            return Truth(snapshot=ExperimentSnapshot.model_validate(fields), applied=applied)
+
+
+def stored_name(status: str) -> str:
+    return "running" if status == "paused" else status
+
+
+def update_operation(changes: dict[str, Any]) -> str:
+    if changes.get("deleted") is True:
+        return "delete"
+    if changes.get("deleted") is False:
+        return "restore"
+    return "update"
+
+
+async def load_for_write(
+    session: AsyncSession, experiment_id: int, *, include_deleted: bool = False
+) -> tuple[Experiment, FeatureFlag | None]:
+    experiment = await queries.lock_experiment(session, experiment_id)
+    if experiment is None or (experiment.deleted and not include_deleted):
+        raise NotFound()
+    return experiment, await queries.flag_of(session, experiment)
+
+
+def change_flag(session: AsyncSession, flag: FeatureFlag, changes: dict[str, Any], now: datetime) -> None:
+    for name, value in changes.items():
+        setattr(flag, name, value)
+    flag.version += 1
+    flag.updated_at = now
+    session.add(flag)
+
+
+def bump(session: AsyncSession, experiment: Experiment, now: datetime) -> None:
+    experiment.version += 1
+    experiment.updated_at = now
+    queries.refresh_status(experiment)
+    session.add(experiment)
+
+
+def audit(
+    session: AsyncSession,
+    experiment: Experiment,
+    operation: str,
+    actor_id: int | None,
+    op_id: str,
+    before: str | None,
+    *,
+    via: str = "rest",
+) -> None:
+    assert experiment.id is not None
+    session.add(
+        ExperimentActivity(
+            team_id=experiment.team_id,
+            experiment_id=experiment.id,
+            operation=operation,
+            outcome="accepted",
+            via=via,
+            actor_id=actor_id,
+            from_status=before,
+            to_status=experiment.status,
+            operation_id=op_id,
+            created_at=experiment.updated_at,
+        )
+    )

@@ -1,0 +1,110 @@
+"""Queries for approval policies and change requests. Helpers never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.tables import ApprovalPolicy, ChangeRequest, ChangeRequestApproval, User
+from domain.approvals import OPEN_STATES
+from domain.users import user_basic
+
+
+async def policies_of(session: AsyncSession, team_id: int) -> Sequence[ApprovalPolicy]:
+    return (
+        await session.exec(
+            select(ApprovalPolicy).where(ApprovalPolicy.team_id == team_id).order_by(col(ApprovalPolicy.id))
+        )
+    ).all()
+
+
+def policy_dict(policy: ApprovalPolicy) -> dict[str, Any]:
+    return {
+        "id": policy.id,
+        "action_key": policy.action_key,
+        "approver_config": policy.approver_config,
+        "allow_self_approve": policy.allow_self_approve,
+        "enabled": policy.enabled,
+        "expiry_seconds": policy.expiry_seconds,
+    }
+
+
+async def open_request_for(
+    session: AsyncSession, team_id: int, action_key: str, resource_id: str
+) -> ChangeRequest | None:
+    return (
+        await session.exec(
+            select(ChangeRequest).where(
+                ChangeRequest.team_id == team_id,
+                ChangeRequest.action_key == action_key,
+                ChangeRequest.resource_id == resource_id,
+                col(ChangeRequest.state).in_(OPEN_STATES),
+            )
+        )
+    ).first()
+
+
+async def request_by_origin(session: AsyncSession, op_id: str) -> ChangeRequest | None:
+    return (await session.exec(select(ChangeRequest).where(ChangeRequest.origin_op_id == op_id))).first()
+
+
+async def decisions_of(session: AsyncSession, change_request_id: str) -> list[dict[str, Any]]:
+    rows = (
+        await session.exec(
+            select(ChangeRequestApproval)
+            .where(ChangeRequestApproval.change_request_id == change_request_id)
+            .order_by(col(ChangeRequestApproval.id))
+        )
+    ).all()
+    return [
+        {
+            "id": row.id,
+            "user_id": row.user_id,
+            "decision": row.decision,
+            "comment": row.comment,
+            "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+        }
+        for row in rows
+    ]
+
+
+async def request_dict(session: AsyncSession, cr: ChangeRequest) -> dict[str, Any]:
+    """A change request as plain values for domain.approvals.change_request_out."""
+    creator = await session.get(User, cr.created_by_id) if cr.created_by_id else None
+    applier = await session.get(User, cr.applied_by_id) if cr.applied_by_id else None
+
+    def iso(value: Any) -> Any:
+        return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+    return {
+        "id": cr.id,
+        "action_key": cr.action_key,
+        "action_version": cr.action_version,
+        "resource_type": cr.resource_type,
+        "resource_id": cr.resource_id,
+        "intent": cr.intent,
+        "intent_display": cr.intent_display,
+        "policy_snapshot": cr.policy_snapshot,
+        "state": cr.state,
+        "created_by": user_basic(creator),
+        "applied_by": user_basic(applier),
+        "created_at": iso(cr.created_at),
+        "updated_at": iso(cr.updated_at),
+        "expires_at": iso(cr.expires_at),
+        "applied_at": iso(cr.applied_at),
+        "apply_error": cr.apply_error,
+        "result_data": cr.result_data,
+    }
+
+
+async def requests_of(
+    session: AsyncSession, team_id: int, *, state: str | None, limit: int, offset: int
+) -> tuple[int, Sequence[ChangeRequest]]:
+    query = select(ChangeRequest).where(ChangeRequest.team_id == team_id)
+    if state:
+        query = query.where(ChangeRequest.state == state)
+    rows = (await session.exec(query.order_by(col(ChangeRequest.created_at).desc()))).all()
+    return len(rows), rows[offset : offset + limit]

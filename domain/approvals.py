@@ -1,0 +1,146 @@
+"""Approval rules for flag changes made by experiment actions (PostHog's posthog/approvals).
+
+Pure: which action key an experiment operation implies, which policy applies, who may approve,
+when the quorum is reached, and the change-request and 409 bodies PostHog answers with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from domain.errors import PermissionDenied, ValidationFailed
+
+ACTION_KEYS = ("feature_flag.update", "feature_flag.enable", "feature_flag.disable")
+OPEN_STATES = ("pending", "approved")
+FINAL_STATES = ("applied", "rejected", "cancelled", "expired", "failed")
+
+# The flag change each experiment operation makes (launch and resume activate, pause
+# deactivates, ship rewrites the variant rollout); end/reset/archive leave the flag alone.
+OPERATION_ACTION_KEYS = {
+    "launch": "feature_flag.enable",
+    "resume": "feature_flag.enable",
+    "pause": "feature_flag.disable",
+    "ship_variant": "feature_flag.update",
+}
+PENDING_MESSAGE = "A pending approval request already exists for this action"
+DEFAULT_MESSAGE = "Approval required"
+
+
+def action_key_for(operation: str) -> str | None:
+    return OPERATION_ACTION_KEYS.get(operation)
+
+
+class PolicyConflict(ValidationFailed):
+    """Several policies match one change: PostHog's 400 `policy_conflict` (a plain body)."""
+
+    def __init__(self, policy_ids: Sequence[int]) -> None:
+        super().__init__("This change matches multiple approval policies", code="policy_conflict")
+        self.policy_ids = list(policy_ids)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "code": "policy_conflict",
+            "error": "This change matches multiple approval policies",
+            "conflicting_policies": self.policy_ids,
+            "guidance": "Split your changes into separate API calls to address each policy independently",
+        }
+
+
+def matching_policy(policies: Sequence[Mapping[str, Any]], action_key: str) -> Mapping[str, Any] | None:
+    """The one enabled policy for this action key, None when there is none."""
+    matches = [p for p in policies if p.get("enabled", True) and p.get("action_key") == action_key]
+    if len(matches) > 1:
+        raise PolicyConflict([int(p["id"]) for p in matches])
+    return matches[0] if matches else None
+
+
+def intent_hash(intent: Mapping[str, Any]) -> str:
+    """Identical requests have identical intents: the key for `change_request_pending`."""
+    return hashlib.sha256(json.dumps(intent, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def quorum(policy_snapshot: Mapping[str, Any]) -> int:
+    raw = (policy_snapshot.get("approver_config") or {}).get("quorum", 1)
+    return max(1, int(raw))
+
+
+def approvers(policy_snapshot: Mapping[str, Any]) -> list[int]:
+    return [int(u) for u in (policy_snapshot.get("approver_config") or {}).get("users") or []]
+
+
+def check_can_approve(
+    policy_snapshot: Mapping[str, Any], *, requester_id: int | None, user_id: int, same_organization: bool
+) -> None:
+    if not same_organization:
+        raise PermissionDenied("Only members of the organization can approve this change request.")
+    allowed = approvers(policy_snapshot)
+    if allowed and user_id not in allowed:
+        raise PermissionDenied("You are not an approver for this change request.")
+    if user_id == requester_id and not policy_snapshot.get("allow_self_approve", False):
+        raise PermissionDenied("You cannot approve your own change request.")
+
+
+def approved_count(decisions: Sequence[Mapping[str, Any]]) -> int:
+    """Approving twice counts once: distinct approvers only."""
+    return len({d.get("user_id") for d in decisions if d.get("decision") == "approved"})
+
+
+def quorum_reached(policy_snapshot: Mapping[str, Any], decisions: Sequence[Mapping[str, Any]]) -> bool:
+    return approved_count(decisions) >= quorum(policy_snapshot)
+
+
+def required_approvers(policy_snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    return {"quorum": quorum(policy_snapshot), "users": approvers(policy_snapshot)}
+
+
+def change_request_out(
+    cr: Mapping[str, Any], decisions: Sequence[Mapping[str, Any]], viewer_id: int | None
+) -> dict[str, Any]:
+    """PostHog's ChangeRequest serializer, for the viewer `viewer_id`."""
+    state = cr["state"]
+    snapshot = cr.get("policy_snapshot") or {}
+    requester = (cr.get("created_by") or {}).get("id")
+    mine = next((d for d in decisions if d.get("user_id") == viewer_id), None)
+    may_approve = state == "pending" and viewer_id is not None and mine is None
+    if may_approve and (viewer_id == requester and not snapshot.get("allow_self_approve", False)):
+        may_approve = False
+    if may_approve and approvers(snapshot) and viewer_id not in approvers(snapshot):
+        may_approve = False
+    return {
+        **{k: cr.get(k) for k in _CR_FIELDS},
+        "validation_status": "valid",
+        "validation_errors": None,
+        "validated_at": cr.get("created_at"),
+        "approvals": list(decisions),
+        "can_approve": may_approve,
+        "can_cancel": state in OPEN_STATES and viewer_id == requester,
+        "is_requester": viewer_id is not None and viewer_id == requester,
+        "user_decision": mine.get("decision") if mine else None,
+    }
+
+
+_CR_FIELDS = (
+    "id", "action_key", "action_version", "resource_type", "resource_id", "intent", "intent_display",
+    "policy_snapshot", "state", "created_by", "applied_by", "created_at", "updated_at", "expires_at",
+    "applied_at", "apply_error", "result_data",
+)  # fmt: skip
+
+
+def approval_required_body(cr_out: Mapping[str, Any], *, pending: bool) -> dict[str, Any]:
+    """The 409 of ApprovalHandlingMixin (reference §5)."""
+    message = PENDING_MESSAGE if pending else DEFAULT_MESSAGE
+    code = "change_request_pending" if pending else "approval_required"
+    return {
+        "code": code,
+        "status": code,
+        "detail": message,
+        "message": message,
+        "resource_type": "feature_flag",
+        "resource_id": cr_out.get("resource_id"),
+        "change_request_id": cr_out["id"],
+        "change_request": dict(cr_out),
+        "required_approvers": {} if pending else required_approvers(cr_out.get("policy_snapshot") or {}),
+    }
