@@ -9,7 +9,7 @@ workflow applies exactly the approved change by itself (ApprovalActivities.apply
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel
@@ -22,6 +22,7 @@ from activities.transitions import apply_operation
 from db import approvals as queries
 from db import experiments as experiment_queries
 from db.tables import ChangeRequest, ChangeRequestApproval, Experiment, FeatureFlag
+from db.tables.approvals import DEFAULT_EXPIRY_SECONDS
 from domain import approvals as rules
 from domain.errors import Conflict, NotFound
 from domain.experiment_messages import ActivityInput, ExperimentSnapshot, TransitionRequest
@@ -40,18 +41,6 @@ class ApplyChangeInput(BaseModel):
 class ExpireChangeInput(BaseModel):
     change_request_id: str
     now: AwareDatetime
-
-
-def _intent(operation: str, experiment_id: int, req: TransitionRequest) -> dict[str, Any]:
-    return {
-        "operation": operation,
-        "experiment_id": experiment_id,
-        "variant_key": req.variant_key,
-        "release_to_everyone": req.release_to_everyone,
-        "conclusion": req.conclusion,
-        "conclusion_comment": req.conclusion_comment,
-        "conclusion_provided": req.conclusion_provided,
-    }
 
 
 def _changes_flag(operation: Operation, flag: FeatureFlag) -> bool:
@@ -78,7 +67,7 @@ async def approval_gate(
     existing = await queries.open_request_for(session, experiment.team_id, action_key, str(flag.id))
     if existing is not None:
         return await _body(session, existing, inp.request.actor_id, pending=True)
-    intent = _intent(inp.operation, inp.experiment_id, inp.request)
+    intent = rules.operation_intent(inp.operation, inp.experiment_id, inp.request.model_dump())
     cr = ChangeRequest(
         id=str(uuid.uuid4()),
         team_id=experiment.team_id,
@@ -95,16 +84,12 @@ async def approval_gate(
         created_by_id=inp.request.actor_id,
         created_at=inp.now,
         updated_at=inp.now,
-        expires_at=inp.now + timedelta(seconds=int(policy.get("expiry_seconds") or rules_default_expiry())),
+        expires_at=inp.now + timedelta(seconds=int(policy.get("expiry_seconds") or DEFAULT_EXPIRY_SECONDS)),
         origin_op_id=inp.op_id,
     )
     session.add(cr)
     await session.flush()
     return await _body(session, cr, inp.request.actor_id, pending=False)
-
-
-def rules_default_expiry() -> int:
-    return 7 * 24 * 3600
 
 
 async def _body(
@@ -195,7 +180,3 @@ async def _ensure_approved(session: AsyncSession, cr: ChangeRequest, inp: ApplyC
     if not rules.quorum_reached(cr.policy_snapshot, decisions):
         raise Conflict("Change request does not have enough approvals yet.")
     cr.state = "approved"
-
-
-def _now_iso(now: datetime) -> str:
-    return now.isoformat()

@@ -10,14 +10,40 @@ from temporalio.client import Client
 
 from api.errors import install_error_handlers
 from api.flag_cache import FlagCache
-from api.routes import accounts, capture, experiments, feature_flags, flags_eval, health, local_evaluation
+from api.routes import (
+    accounts,
+    approvals,
+    capture,
+    cohorts,
+    experiment_extras,
+    experiments,
+    feature_flags,
+    flags_eval,
+    health,
+    holdouts,
+    llm_prompts,
+    local_evaluation,
+    saved_metrics,
+)
+from api.sdk_asgi import SdkFastPath
 from api.temporal import TemporalGateway
 from db.engine import make_async_engine, make_sessionmaker
 from db.events import EventWriter
 from settings import Settings, load_settings
 
 # Routers mounted under both /api/projects/{project_id} and its alias /api/environments/{project_id}.
-PROJECT_ROUTERS: tuple[APIRouter, ...] = (feature_flags.router, experiments.router)
+# experiment_extras comes before experiments: routes match in order, and `/experiments/stats/` must not
+# be taken for `/experiments/{experiment_id}/`.
+PROJECT_ROUTERS: tuple[APIRouter, ...] = (
+    experiment_extras.router,
+    feature_flags.router,
+    experiments.router,
+    approvals.router,
+    holdouts.router,
+    saved_metrics.router,
+    cohorts.router,
+    llm_prompts.router,
+)
 
 
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None) -> FastAPI:
@@ -50,9 +76,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # The SDK hot paths first: routes are matched in order.
-    for sdk_router in (flags_eval.router, capture.router, local_evaluation.router):
-        app.include_router(sdk_router)
+    # /flags, /decide and capture are answered ahead of the FastAPI stack (api/sdk_asgi.py).
+    app.add_middleware(SdkFastPath, routes={**flags_eval.ROUTES, **capture.ROUTES})
+    app.include_router(local_evaluation.router)
     app.include_router(health.router)
     app.include_router(accounts.router)
     for router in PROJECT_ROUTERS:

@@ -167,3 +167,16 @@ def map_failure(cause: BaseException | None) -> ApiError | RawError:
             return RawError(400, info.get("body") or {"code": "policy_conflict", "error": cause.message})
         case _:
             return service_unavailable(cause.message or "The change could not be applied. Try again shortly.")
+
+
+async def signal_experiment(
+    gateway: TemporalGateway, project_id: int, experiment_id: int, name: str, arg: BaseModel
+) -> None:
+    """Fire-and-forget to the experiment's workflow (approval decisions); bounded in time."""
+    client = await gateway.client()
+    handle = client.get_workflow_handle(experiment_workflow_id(project_id, experiment_id))
+    try:
+        async with asyncio.timeout(gateway.rpc_timeout.total_seconds() + 1):
+            await handle.signal(name, arg, rpc_timeout=gateway.rpc_timeout)
+    except (TimeoutError, RPCError) as err:
+        raise _map_rpc(err) if isinstance(err, RPCError) else service_unavailable(NO_WORKER) from None

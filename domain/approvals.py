@@ -57,6 +57,24 @@ def matching_policy(policies: Sequence[Mapping[str, Any]], action_key: str) -> M
     return matches[0] if matches else None
 
 
+def operation_intent(operation: str, experiment_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """What a change request records of the operation it holds back: enough to apply it."""
+    return {
+        "operation": operation,
+        "experiment_id": experiment_id,
+        **{key: fields.get(key) for key in INTENT_FIELDS},
+    }
+
+
+INTENT_FIELDS = (
+    "variant_key",
+    "release_to_everyone",
+    "conclusion",
+    "conclusion_comment",
+    "conclusion_provided",
+)
+
+
 def intent_hash(intent: Mapping[str, Any]) -> str:
     """Identical requests have identical intents: the key for `change_request_pending`."""
     return hashlib.sha256(json.dumps(intent, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -76,11 +94,11 @@ def check_can_approve(
 ) -> None:
     if not same_organization:
         raise PermissionDenied("Only members of the organization can approve this change request.")
-    allowed = approvers(policy_snapshot)
-    if allowed and user_id not in allowed:
-        raise PermissionDenied("You are not an approver for this change request.")
     if user_id == requester_id and not policy_snapshot.get("allow_self_approve", False):
         raise PermissionDenied("You cannot approve your own change request.")
+    allowed = approvers(policy_snapshot)
+    if allowed and user_id not in allowed and user_id != requester_id:
+        raise PermissionDenied("You are not an approver for this change request.")
 
 
 def approved_count(decisions: Sequence[Mapping[str, Any]]) -> int:

@@ -18,6 +18,7 @@ from api.experiments import commands
 from api.experiments.create import build_create_request
 from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice
 from api.experiments.render import experiment_out
+from api.experiments.ship import already_applied, ship_request
 from api.experiments.update import build_update_request
 from api.render import bad_request, iso, page_params, paginated
 from api.routing import FlexRouter
@@ -169,6 +170,8 @@ async def destroy(experiment_id: int, ctx: Annotated[ProjectContext, WRITE]) -> 
 def _transition_request(operation: Operation, body: Any, ctx: ProjectContext) -> TransitionRequest:
     data = body if isinstance(body, dict) else {}
     req = TransitionRequest(actor_id=ctx.principal.user_id, via="rest")
+    if operation == "ship_variant":
+        return ship_request(data, req)
     if operation == "end":
         check_choice("conclusion", data.get("conclusion"), CONCLUSIONS)
         comment = data.get("conclusion_comment")
@@ -195,6 +198,8 @@ async def _action(
 ) -> dict[str, Any]:
     experiment, flag = await commands.load(session, ctx, experiment_id)
     req = _transition_request(operation, body, ctx)
+    if await already_applied(session, experiment, operation, req):
+        return await experiment_out(session, experiment, user_access_level=commands.access_level(ctx))
     return await commands.send(
         session, gateway, ctx, experiment, flag, update=operation, arg=req, idempotency_key=idempotency_key
     )
@@ -225,6 +230,7 @@ for _operation, _summary in (
     ("reset", "Reset an experiment back to draft"),
     ("archive", "Archive an ended experiment"),
     ("unarchive", "Unarchive an experiment"),
+    ("ship_variant", "Ship one variant to everyone in the flag (ends a running experiment)"),
 ):
     _register_action(_operation, _summary)  # type: ignore[arg-type]
 
