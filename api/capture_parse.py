@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 import zlib
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ MAX_BODY_BYTES = 20 * 1024 * 1024
 MAX_DISTINCT_ID = 200
 MAX_EVENT_NAME = 400
 _GZIP_MAGIC = b"\x1f\x8b"
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class PayloadError(Exception):
@@ -66,22 +68,36 @@ def _form_data(body: bytes) -> bytes:
     return values[0].encode("latin-1")
 
 
-def _loads(data: bytes) -> Any:
+def _loads(data: bytes, *, storable: bool) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         pass
     try:
         # Some clients send NaN/Infinity; PostHog reads them as null, as json's parse_constant allows.
-        return json.loads(data, parse_constant=lambda _name: None)
+        value = json.loads(data, parse_constant=lambda _name: None)
     except (ValueError, UnicodeDecodeError):
         raise PayloadError("Malformed request data: invalid JSON.", code="parse_error") from None
+    if storable:
+        # The lenient parser also lets through lone surrogates and integers past 64 bits, which the
+        # store cannot take: refuse them now (400) rather than fail the write (a 503 retried forever).
+        try:
+            orjson.dumps(value)
+        except TypeError as error:
+            raise PayloadError(f"Malformed request data: {error}.", code="parse_error") from None
+    return value
 
 
 def decode_body(
-    body: bytes, *, content_encoding: str | None, content_type: str | None, compression: str | None
+    body: bytes,
+    *,
+    content_encoding: str | None,
+    content_type: str | None,
+    compression: str | None,
+    storable: bool = False,
 ) -> Any:
-    """The JSON document of a request body, whatever encoding the client chose."""
+    """The JSON document of a request body, whatever encoding the client chose (`storable`: only values
+    the event store can hold)."""
     if len(body) > MAX_BODY_BYTES:
         raise PayloadError("Request body is too large.", code="payload_too_large")
     compression = (compression or "").lower()
@@ -94,7 +110,7 @@ def decode_body(
         body = _unbase64(body)
     if not body.strip():
         raise PayloadError("Malformed request data: empty body.", code="parse_error")
-    return _loads(body)
+    return _loads(body, storable=storable)
 
 
 def as_str(value: Any) -> str | None:
@@ -176,68 +192,66 @@ def batch_clock(payload: Any, now: datetime) -> _Clock:
     return _Clock(now, sent_at, historical)
 
 
-def _distinct_id(event: Mapping[str, Any], props: Mapping[str, Any], where: str) -> str:
+def _invalid(index: int, field: str, detail: str) -> PayloadError:
+    return PayloadError(f"Invalid payload: {detail}", attr=f"batch__{index}__{field}")
+
+
+def _distinct_id(event: dict[str, Any], props: dict[str, Any], index: int) -> str:
     raw = event.get("distinct_id")
     if raw is None:
         raw = event.get("$distinct_id")
-    if raw is None:
-        raw = props.get("distinct_id")
-    if raw is None:
-        raise PayloadError(
-            'Invalid payload: All events must have the event field "distinct_id"!', attr=f"{where}distinct_id"
-        )
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise PayloadError(
-            'Invalid payload: Event field "distinct_id" must be a string or a number.',
-            attr=f"{where}distinct_id",
-        )
-    text = raw if isinstance(raw, str) else str(raw)
-    if not text:
-        raise PayloadError(
-            'Invalid payload: Event field "distinct_id" should not be blank!', attr=f"{where}distinct_id"
-        )
+        if raw is None:
+            raw = props.get("distinct_id")
+    kind = type(raw)
+    if kind is not str:
+        if raw is None:
+            raise _invalid(index, "distinct_id", 'All events must have the event field "distinct_id"!')
+        if kind is not int and kind is not float:  # bool is not a number here (type(True) is bool)
+            raise _invalid(index, "distinct_id", 'Event field "distinct_id" must be a string or a number.')
+        raw = str(raw)
+    if not raw:
+        raise _invalid(index, "distinct_id", 'Event field "distinct_id" should not be blank!')
     # NUL cannot be stored in PostgreSQL text; PostHog's capture replaces it the same way.
-    return text.replace("\0", "\ufffd")[:MAX_DISTINCT_ID]
+    text: str = raw.replace("\0", "\ufffd") if "\0" in raw else raw
+    return text if len(text) <= MAX_DISTINCT_ID else text[:MAX_DISTINCT_ID]
 
 
-def _event_name(event: Mapping[str, Any], where: str) -> str:
+def _event_name(event: dict[str, Any], index: int) -> str:
     name = event.get("event")
-    if not isinstance(name, str) or not name:
+    if type(name) is not str or not name:
         if name is None or name == "":
-            detail = "Invalid payload: All events must have the event name field 'event'!"
-        else:
-            detail = 'Invalid payload: Event field "event" must be a string.'
-        raise PayloadError(detail, attr=f"{where}event")
-    return name.replace("\0", "\ufffd")[:MAX_EVENT_NAME]
+            raise _invalid(index, "event", "All events must have the event name field 'event'!")
+        raise _invalid(index, "event", 'Event field "event" must be a string.')
+    if "\0" in name:
+        name = name.replace("\0", "\ufffd")
+    return name if len(name) <= MAX_EVENT_NAME else name[:MAX_EVENT_NAME]
 
 
-def _event_uuid(event: Mapping[str, Any], where: str) -> str:
+def _event_uuid(event: dict[str, Any], index: int) -> str:
     raw = event.get("uuid")
     if raw is None:
         return str(uuid.uuid4())
+    if type(raw) is str and _CANONICAL_UUID.fullmatch(raw):
+        return raw  # already in the form uuid.UUID would render, without the cost of parsing it
     try:
-        if not isinstance(raw, str):
+        if type(raw) is not str:
             raise ValueError
         return str(uuid.UUID(raw))
     except ValueError:
-        raise PayloadError(
-            'Invalid payload: Event field "uuid" must be a valid UUID.', attr=f"{where}uuid"
-        ) from None
+        raise _invalid(index, "uuid", 'Event field "uuid" must be a valid UUID.') from None
 
 
-def _timestamp(event: Mapping[str, Any], props: Mapping[str, Any], clock: _Clock, where: str) -> datetime:
+def _timestamp(event: dict[str, Any], props: dict[str, Any], clock: _Clock, index: int) -> datetime:
     """PostHog's rule: `offset` (ms ago) wins; else the timestamp shifted by the client's clock skew."""
     offset = event.get("offset")
-    if isinstance(offset, int) and not isinstance(offset, bool) and 0 <= offset < 10**12:
+    if type(offset) is int and 0 <= offset < 10**12:
         return clock.now - timedelta(milliseconds=offset)
     raw = event.get("timestamp")
     if raw is None:
         return clock.now
-    parsed = parse_iso(raw) if isinstance(raw, str) else None
+    parsed = parse_iso(raw) if type(raw) is str else None
     if parsed is None:
-        raise PayloadError(
-            'Invalid payload: Event field "timestamp" must be an ISO-8601 datetime.', attr=f"{where}timestamp"
-        )
+        raise _invalid(index, "timestamp", 'Event field "timestamp" must be an ISO-8601 datetime.')
     if clock.sent_at is None or clock.historical or props.get("$ignore_sent_at") is True:
         return parsed
     try:
@@ -246,26 +260,31 @@ def _timestamp(event: Mapping[str, Any], props: Mapping[str, Any], clock: _Clock
         return parsed
 
 
+def _with_person_updates(event: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    # Top-level person updates belong in the properties, where PostHog moves them.
+    for key in ("$set", "$set_once"):
+        if type(event.get(key)) is dict and key not in props:
+            props = {**props, key: event[key]}
+    return props
+
+
 def parse_event(event: Any, index: int, team_id: int, clock: _Clock) -> EventRow:
-    where = f"batch__{index}__"
-    if not isinstance(event, Mapping):
+    if type(event) is not dict:
         raise PayloadError("Invalid payload: every event must be a JSON object.", attr=f"batch__{index}")
     props = event.get("properties")
     if props is None:
         props = {}
-    elif not isinstance(props, dict):
-        raise PayloadError(
-            f"Invalid payload: Properties must be a JSON object, received {type(props).__name__}!",
-            attr=f"{where}properties",
+    elif type(props) is not dict:
+        raise _invalid(
+            index, "properties", f"Properties must be a JSON object, received {type(props).__name__}!"
         )
-    name = _event_name(event, where)
-    distinct_id = _distinct_id(event, props, where)
-    for key in ("$set", "$set_once"):
-        # Top-level person updates belong in the properties, where PostHog moves them.
-        if isinstance(event.get(key), dict) and key not in props:
-            props = {**props, key: event[key]}
-    timestamp = _timestamp(event, props, clock, where)
-    return EventRow(_event_uuid(event, where), team_id, name, distinct_id, timestamp, props)
+    name = _event_name(event, index)
+    distinct_id = _distinct_id(event, props, index)
+    if "$set" in event or "$set_once" in event:
+        props = _with_person_updates(event, props)
+    return EventRow(
+        _event_uuid(event, index), team_id, name, distinct_id, _timestamp(event, props, clock, index), props
+    )
 
 
 def parse_events(events: list[Any], team_id: int, clock: _Clock) -> list[EventRow]:

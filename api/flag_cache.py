@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -46,6 +46,8 @@ class ProjectFlags:
     definition_flags: tuple[dict[str, Any], ...]
     definitions: bytes
     etag: str
+    # Per-snapshot scratch space of the /flags renderer (pre-rendered JSON per evaluation result).
+    render_cache: dict[int, Any] = field(default_factory=dict)
 
 
 def definition_out(flag: FeatureFlag) -> dict[str, Any]:

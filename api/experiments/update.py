@@ -23,7 +23,9 @@ from domain.lifecycle import Status, stored_status
 from domain.metrics import (
     has_legacy_metrics,
     metric_uuids,
+    split_saved_uuids,
     sync_ordering_with_metrics,
+    sync_ordering_with_saved_metrics,
     validate_ordering_coverage,
 )
 
@@ -189,6 +191,8 @@ async def _finish(
         if synced is not None:
             changes[key] = synced
     saved = await _saved_refs(session, experiment, saved_links)
+    if saved_links is not None:
+        _sync_saved_orderings(experiment, changes, await _saved_refs(session, experiment, None), saved)
     validate_ordering_coverage(
         changes.get("primary_metrics_ordered_uuids", experiment.primary_metrics_ordered_uuids),
         changes.get("secondary_metrics_ordered_uuids", experiment.secondary_metrics_ordered_uuids),
@@ -196,6 +200,27 @@ async def _finish(
         changes["metrics_secondary"],
         saved,
     )
+
+
+def _sync_saved_orderings(
+    experiment: Experiment,
+    changes: dict[str, Any],
+    old_refs: list[tuple[str | None, dict[str, Any] | None]],
+    new_refs: list[tuple[str | None, dict[str, Any] | None]],
+) -> None:
+    """Saved metrics linked or unlinked by this PATCH enter or leave their ordering (§4.4 step 7),
+    on top of the ordering sent or already synced with the inline metrics."""
+    old_primary, old_secondary = split_saved_uuids(old_refs)
+    new_primary, new_secondary = split_saved_uuids(new_refs)
+    for kind, old, new in (
+        ("primary", old_primary, new_primary),
+        ("secondary", old_secondary, new_secondary),
+    ):
+        key = f"{kind}_metrics_ordered_uuids"
+        base = changes.get(key, getattr(experiment, key))
+        synced = sync_ordering_with_saved_metrics(base, old, new, None, order_sent=False)
+        if synced is not None:
+            changes[key] = synced[0]
 
 
 async def _saved_refs(

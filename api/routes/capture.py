@@ -1,16 +1,14 @@
 """Event capture for the PostHog SDKs: `/batch/`, `/e/`, `/capture/`, `/track/`, `/i/v0/e/`,
 `/i/v0/ai/batch/` and the opt-in `/i/v1/analytics/events` (posthog-clients.md §1).
 
-A batch is validated whole before anything is written (one malformed event refuses all of it), then
-appended through the coalescing `EventWriter`; the 200 leaves only after the commit holding the rows.
+Served by the ASGI fast path (api/sdk_asgi.py). A batch is validated whole before anything is written
+(one malformed event refuses all of it), then appended through the coalescing `EventWriter`; the 200
+leaves only after the commit holding the rows.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from starlette.requests import Request
-from starlette.responses import Response
 
 from api.capture_parse import (
     PayloadError,
@@ -23,18 +21,19 @@ from api.capture_parse import (
     raw_events,
 )
 from api.flag_cache import FlagCache, ProjectFlags
-from api.routes.flags_eval import error_response, json_response, lean_router
+from api.sdk_asgi import Routes, SdkRequest, SdkResponse, error_response, json_response
 from db.events import EventRow, EventWriter, ensure_group_types
 from db.tables.groups import MAX_GROUP_TYPES
 from db.types import utcnow
 
 NO_API_KEY = "API key not provided. You can find your project API key in PostHog project settings."
 BAD_API_KEY = "Project API key invalid. You can find your project API key in PostHog project settings."
+_OK = b'{"status":1}'
 
 
 class CaptureRefused(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
+    def __init__(self, response: SdkResponse) -> None:
+        super().__init__(response.status)
         self.response = response
 
 
@@ -44,23 +43,24 @@ def _bad_payload(error: PayloadError) -> CaptureRefused:
     return CaptureRefused(error_response(status, type_, error.code, error.detail, error.attr))
 
 
-async def _decode(request: Request) -> Any:
-    headers = request.headers
+def _envelope(request: SdkRequest) -> tuple[Any, list[Any]]:
     try:
-        return decode_body(
-            await request.body(),
-            content_encoding=headers.get("content-encoding"),
-            content_type=headers.get("content-type"),
-            compression=request.query_params.get("compression"),
+        payload = decode_body(
+            request.body,
+            content_encoding=request.headers.get("content-encoding"),
+            content_type=request.headers.get("content-type"),
+            compression=request.query.get("compression"),
+            storable=True,
         )
+        return payload, raw_events(payload)
     except PayloadError as error:
         raise _bad_payload(error) from None
 
 
-def _project(request: Request, token: str | None) -> ProjectFlags:
+def _project(request: SdkRequest, token: str | None) -> ProjectFlags:
     if token is None:
         raise CaptureRefused(error_response(401, "authentication_error", "missing_api_key", NO_API_KEY))
-    cache: FlagCache = request.app.state.flag_cache
+    cache: FlagCache = request.state.flag_cache
     project = cache.project(token)
     if project is None:
         if not cache.loaded:
@@ -70,27 +70,27 @@ def _project(request: Request, token: str | None) -> ProjectFlags:
     return project
 
 
-async def _register_group_types(request: Request, project: ProjectFlags, rows: list[EventRow]) -> None:
+async def _register_group_types(request: SdkRequest, project: ProjectFlags, rows: list[EventRow]) -> None:
     """Group types get their index on first sight; flags aggregate by that index."""
     if len(project.group_types) >= MAX_GROUP_TYPES:
         return
     unseen = [name for name in group_types_seen(rows) if name not in project.group_types]
     if not unseen:
         return
-    async with request.app.state.engine.begin() as conn:
+    async with request.state.engine.begin() as conn:
         mapping = await ensure_group_types(conn, project.project_id, unseen)
-    cache: FlagCache = request.app.state.flag_cache
+    cache: FlagCache = request.state.flag_cache
     cache.remember_group_types(project.project_id, mapping)
 
 
-async def _ingest(request: Request, token: str | None, payload: Any, events: list[Any]) -> list[EventRow]:
+async def _ingest(request: SdkRequest, token: str | None, payload: Any, events: list[Any]) -> list[EventRow]:
     project = _project(request, token)
     try:
         rows = parse_events(events, project.project_id, batch_clock(payload, utcnow()))
     except PayloadError as error:
         raise _bad_payload(error) from None
     await _register_group_types(request, project, rows)
-    writer: EventWriter = request.app.state.event_writer
+    writer: EventWriter = request.state.event_writer
     try:
         await writer.write(rows)
     except Exception:
@@ -99,33 +99,25 @@ async def _ingest(request: Request, token: str | None, payload: Any, events: lis
     return rows
 
 
-async def capture(request: Request) -> Response:
+async def capture(request: SdkRequest) -> SdkResponse:
     try:
-        payload = await _decode(request)
-        try:
-            events = raw_events(payload)
-        except PayloadError as error:
-            raise _bad_payload(error) from None
-        await _ingest(request, capture_token(payload, events, request.query_params), payload, events)
+        payload, events = _envelope(request)
+        await _ingest(request, capture_token(payload, events, request.query), payload, events)
     except CaptureRefused as refused:
         return refused.response
-    return json_response({"status": 1})
+    return SdkResponse(200, _OK)
 
 
-def _bearer(request: Request) -> str | None:
+def _bearer(request: SdkRequest) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return as_str(value.strip()) if scheme.lower() == "bearer" else None
 
 
-async def capture_v1(request: Request) -> Response:
+async def capture_v1(request: SdkRequest) -> SdkResponse:
     """The opt-in v1 capture: Bearer token, and a per-event result map the SDK requires."""
     try:
-        payload = await _decode(request)
-        try:
-            events = raw_events(payload)
-        except PayloadError as error:
-            raise _bad_payload(error) from None
-        token = _bearer(request) or capture_token(payload, events, request.query_params)
+        payload, events = _envelope(request)
+        token = _bearer(request) or capture_token(payload, events, request.query)
         rows = await _ingest(request, token, payload, events)
     except CaptureRefused as refused:
         return refused.response
@@ -137,8 +129,10 @@ async def capture_v1(request: Request) -> Response:
     return json_response({"results": results})
 
 
-_CAPTURE_PATHS = ("/batch/", "/e/", "/capture/", "/track/", "/i/v0/e/", "/i/v0/ai/batch/")
-router = lean_router(
-    *((path, capture, ["POST"]) for path in _CAPTURE_PATHS),
-    ("/i/v1/analytics/events/", capture_v1, ["POST"]),
-)
+_POST = frozenset({"POST"})
+ROUTES: Routes = {
+    **{
+        path: (_POST, capture) for path in ("/batch", "/e", "/capture", "/track", "/i/v0/e", "/i/v0/ai/batch")
+    },
+    "/i/v1/analytics/events": (_POST, capture_v1),
+}

@@ -1,7 +1,8 @@
 """`POST /flags` and `POST /decide`: remote flag evaluation for the PostHog SDKs (posthog-clients.md §2).
 
-The hot path: plain Starlette routes (no dependency injection, no pydantic), definitions from the
-in-memory cache (api/flag_cache.py), orjson both ways, no database access.
+The hot path: served by the ASGI fast path (api/sdk_asgi.py), definitions from the in-memory cache
+(api/flag_cache.py), no database access, no pydantic. Answers are assembled from JSON fragments
+pre-rendered once per distinct evaluation result, since a flag has only a handful of them.
 
 Response shapes: `/flags?v=2|4` and `/decide?v=4` give the detailed `flags` map (plus the flat
 `featureFlags`/`featureFlagPayloads` pair every SDK generation reads); `/flags` without `v` gives the
@@ -16,34 +17,26 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from fastapi import APIRouter
-from starlette.requests import Request
-from starlette.responses import Response
 
 from api.capture_parse import PayloadError, body_token, decode_body, query_token
 from api.flag_cache import FlagCache, ProjectFlags
+from api.sdk_asgi import Routes, SdkRequest, SdkResponse, error_response
 from domain.flag_evaluation import FlagResult, evaluate_flags
 
 NO_TOKEN = "No API token provided. Please include a valid API token in your request."
 BAD_TOKEN = "The provided API key is invalid or has expired. Please check your API key and try again."
 MISSING_DISTINCT_ID = "The distinct_id field is missing from the request. Please include a valid identifier."
 EMPTY_DISTINCT_ID = "The distinct_id field cannot be empty. Please provide a valid identifier."
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def error_response(status: int, type_: str, code: str, detail: str, attr: str | None = None) -> Response:
-    return json_response({"type": type_, "code": code, "detail": detail, "attr": attr}, status)
+# Fragments are cached per result object; more distinct results than this means the cache is not helping.
+MAX_FRAGMENTS = 50_000
 
 
 class FlagsRequestError(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
+    def __init__(self, response: SdkResponse) -> None:
+        super().__init__(response.status)
         self.response = response
 
 
@@ -73,11 +66,11 @@ def _distinct_id(payload: Mapping[str, Any]) -> str:
     return text
 
 
-def _project(request: Request, payload: Any) -> ProjectFlags:
-    token = body_token(payload) or query_token(request.query_params)
+def _project(request: SdkRequest, payload: Any) -> ProjectFlags:
+    token = body_token(payload) or query_token(request.query)
     if token is None:
         raise FlagsRequestError(error_response(401, "authentication_error", "not_authenticated", NO_TOKEN))
-    cache: FlagCache = request.app.state.flag_cache
+    cache: FlagCache = request.state.flag_cache
     project = cache.project(token)
     if project is None:
         if not cache.loaded:
@@ -89,14 +82,13 @@ def _project(request: Request, payload: Any) -> ProjectFlags:
     return project
 
 
-async def _payload(request: Request) -> dict[str, Any]:
-    headers = request.headers
+def _payload(request: SdkRequest) -> dict[str, Any]:
     try:
         payload = decode_body(
-            await request.body(),
-            content_encoding=headers.get("content-encoding"),
-            content_type=headers.get("content-type"),
-            compression=request.query_params.get("compression"),
+            request.body,
+            content_encoding=request.headers.get("content-encoding"),
+            content_type=request.headers.get("content-type"),
+            compression=request.query.get("compression"),
         )
     except PayloadError as error:
         raise FlagsRequestError(error_response(400, "invalid_request", error.code, error.detail)) from None
@@ -128,8 +120,17 @@ def _evaluate(project: ProjectFlags, payload: dict[str, Any], distinct_id: str) 
     )
 
 
-def _detail(result: FlagResult, meta: tuple[int, int | None, str]) -> dict[str, Any]:
-    return {
+class Fragments(NamedTuple):
+    """`"key":…` pieces of the three response maps for one evaluation result."""
+
+    detail: bytes
+    value: bytes
+    payload: bytes | None  # None: not in featureFlagPayloads
+    enabled: bool
+
+
+def _fragments(result: FlagResult, meta: tuple[int, int | None, str]) -> Fragments:
+    detail = {
         "key": result.key,
         "enabled": result.enabled,
         "variant": result.variant,
@@ -140,58 +141,77 @@ def _detail(result: FlagResult, meta: tuple[int, int | None, str]) -> dict[str, 
         },
         "metadata": {"id": meta[0], "version": meta[1], "description": meta[2], "payload": result.payload},
     }
+    key = orjson.dumps(result.key) + b":"
+    payload = key + orjson.dumps(result.payload) if result.enabled and result.payload is not None else None
+    return Fragments(key + orjson.dumps(detail), key + orjson.dumps(result.value), payload, result.enabled)
 
 
-def _envelope() -> dict[str, Any]:
-    return {
-        "errorsWhileComputingFlags": False,
-        "requestId": str(uuid.uuid4()),
-        "evaluatedAt": int(time.time() * 1000),
-    }
+def fragments_of(project: ProjectFlags, results: dict[str, FlagResult]) -> list[Fragments]:
+    """Keyed by the result object's identity: the engine hands out one shared object per distinct outcome.
+    The cache keeps each object alive, so an id cannot be reused while its entry exists."""
+    cache: dict[int, tuple[FlagResult, Fragments]] = project.render_cache
+    out = []
+    for result in results.values():
+        entry = cache.get(id(result))
+        if entry is None or entry[0] is not result:
+            if len(cache) >= MAX_FRAGMENTS:
+                cache.clear()
+            entry = (result, _fragments(result, project.metadata[result.key]))
+            cache[id(result)] = entry
+        out.append(entry[1])
+    return out
 
 
-def _flat(results: dict[str, FlagResult], *, keep_false: bool) -> dict[str, Any]:
-    values = {key: r.value for key, r in results.items() if keep_false or r.enabled}
-    payloads = {key: r.payload for key, r in results.items() if r.enabled and r.payload is not None}
-    return {"featureFlags": values, "featureFlagPayloads": payloads}
+def _envelope() -> bytes:
+    return b'"errorsWhileComputingFlags":false,"requestId":"%s","evaluatedAt":%d' % (
+        str(uuid.uuid4()).encode(),
+        int(time.time() * 1000),
+    )
 
 
-def render_detailed(project: ProjectFlags, results: dict[str, FlagResult]) -> dict[str, Any]:
-    meta = project.metadata
-    flags = {key: _detail(result, meta[key]) for key, result in results.items()}
-    return {"flags": flags, **_flat(results, keep_false=True), **_envelope()}
+def _flat(parts: list[Fragments], *, keep_false: bool) -> bytes:
+    values = b",".join(p.value for p in parts if keep_false or p.enabled)
+    payloads = b",".join([p.payload for p in parts if p.payload is not None])
+    return b'"featureFlags":{' + values + b'},"featureFlagPayloads":{' + payloads + b"}"
 
 
-def render_legacy(project: ProjectFlags, results: dict[str, FlagResult]) -> dict[str, Any]:
-    return {**_flat(results, keep_false=True), **_envelope()}
+def render_detailed(project: ProjectFlags, results: dict[str, FlagResult]) -> bytes:
+    parts = fragments_of(project, results)
+    details = b",".join(p.detail for p in parts)
+    return b'{"flags":{' + details + b"}," + _flat(parts, keep_false=True) + b"," + _envelope() + b"}"
 
 
-def render_decide_flat(project: ProjectFlags, results: dict[str, FlagResult]) -> dict[str, Any]:
+def render_legacy(project: ProjectFlags, results: dict[str, FlagResult]) -> bytes:
+    return b"{" + _flat(fragments_of(project, results), keep_false=True) + b"," + _envelope() + b"}"
+
+
+def render_decide_flat(project: ProjectFlags, results: dict[str, FlagResult]) -> bytes:
     # Older formats leave disabled flags out (posthog-clients.md §2.5).
-    return {**_flat(results, keep_false=False), **_envelope()}
+    return b"{" + _flat(fragments_of(project, results), keep_false=False) + b"," + _envelope() + b"}"
 
 
-def render_decide_keys(project: ProjectFlags, results: dict[str, FlagResult]) -> dict[str, Any]:
-    return {"featureFlags": [key for key, r in results.items() if r.enabled], **_envelope()}
+def render_decide_keys(project: ProjectFlags, results: dict[str, FlagResult]) -> bytes:
+    keys = orjson.dumps([key for key, result in results.items() if result.enabled])
+    return b'{"featureFlags":' + keys + b"," + _envelope() + b"}"
 
 
-Renderer = Callable[[ProjectFlags, dict[str, FlagResult]], dict[str, Any]]
+Renderer = Callable[[ProjectFlags, dict[str, FlagResult]], bytes]
 
 
-def _version(request: Request) -> int | None:
-    raw = request.query_params.get("v")
+def _version(request: SdkRequest) -> int | None:
+    raw = request.query.get("v")
     try:
         return int(raw) if raw else None
     except ValueError:
         return None
 
 
-def flags_renderer(request: Request) -> Renderer:
+def flags_renderer(request: SdkRequest) -> Renderer:
     version = _version(request)
     return render_legacy if version is None or version < 2 else render_detailed
 
 
-def decide_renderer(request: Request) -> Renderer:
+def decide_renderer(request: SdkRequest) -> Renderer:
     version = _version(request)
     if version is None:
         return render_legacy
@@ -200,35 +220,30 @@ def decide_renderer(request: Request) -> Renderer:
     return render_decide_flat if version >= 2 else render_decide_keys
 
 
-async def _answer(request: Request, renderer: Renderer) -> Response:
+def _answer(request: SdkRequest, renderer: Renderer) -> SdkResponse:
     try:
-        payload = await _payload(request)
+        payload = _payload(request)
         project = _project(request, payload)
         distinct_id = _distinct_id(payload)
     except FlagsRequestError as error:
         return error.response
-    return json_response(renderer(project, _evaluate(project, payload, distinct_id)))
+    return SdkResponse(200, renderer(project, _evaluate(project, payload, distinct_id)))
 
 
-async def flags(request: Request) -> Response:
-    if request.method == "GET":
+async def flags(request: SdkRequest) -> SdkResponse:
+    if request.method != "POST":
         # Upstream answers a GET with an empty, well-formed evaluation.
-        return json_response({"flags": {}, "featureFlags": {}, "featureFlagPayloads": {}, **_envelope()})
-    return await _answer(request, flags_renderer(request))
+        return SdkResponse(
+            200, b'{"flags":{},"featureFlags":{},"featureFlagPayloads":{},' + _envelope() + b"}"
+        )
+    return _answer(request, flags_renderer(request))
 
 
-async def decide(request: Request) -> Response:
-    return await _answer(request, decide_renderer(request))
+async def decide(request: SdkRequest) -> SdkResponse:
+    return _answer(request, decide_renderer(request))
 
 
-def lean_router(*routes: tuple[str, Callable[[Request], Any], list[str]]) -> APIRouter:
-    """Plain Starlette routes (no dependency injection) under both spellings of each path: SDKs disagree
-    about the trailing slash and a redirect would drop the POST body."""
-    router = APIRouter()
-    for path, endpoint, methods in routes:
-        for spelling in (path, path.rstrip("/")):
-            router.add_route(spelling, endpoint, methods=methods, include_in_schema=False)
-    return router
-
-
-router = lean_router(("/flags/", flags, ["GET", "POST"]), ("/decide/", decide, ["POST"]))
+ROUTES: Routes = {
+    "/flags": (frozenset({"GET", "POST"}), flags),
+    "/decide": (frozenset({"POST"}), decide),
+}

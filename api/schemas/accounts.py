@@ -1,6 +1,5 @@
 """Request and response shapes for users, projects and personal API keys."""
 
-
 from __future__ import annotations
 
 from typing import Any

@@ -9,6 +9,7 @@ from db.tables.experiments import AppliedOperation, Experiment, ExperimentActivi
 from db.tables.flags import FeatureFlag
 from db.tables.groups import GroupTypeMapping
 from db.tables.llm_prompts import LLMPrompt
+from db.tables.timeseries import ExperimentMetricResult, ExperimentTimeseriesRecalculation
 
 __all__ = [
     "Action",
@@ -23,7 +24,9 @@ __all__ = [
     "ExperimentActivity",
     "ExperimentHoldout",
     "ExperimentIdAllocation",
+    "ExperimentMetricResult",
     "ExperimentSavedMetric",
+    "ExperimentTimeseriesRecalculation",
     "ExperimentToSavedMetric",
     "FeatureFlag",
     "GroupTypeMapping",

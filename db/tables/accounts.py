@@ -28,6 +28,8 @@ class Project(SQLModel, table=True):
     api_token: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
     secret_api_token: str | None = Field(default=None, sa_column=Column(String(200), unique=True))
     timezone: str = Field(default="UTC", max_length=240)
+    # UTC hour of the daily experiment results refresh (PostHog's experiment_recalculation_time).
+    experiment_recalculation_hour: int = Field(default=2, sa_column_kwargs={"server_default": "2"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -99,7 +99,7 @@ async def test_ship_needs_approval_then_applies_itself(
     retry = await action(api, exp["id"], "ship_variant", {"variant_key": "test", "conclusion": "won"})
     assert retry.status_code == 200 and retry.json()["end_date"] == final["end_date"]
     audit = (await api.get(api.project(f"experiments/{exp['id']}/activity/"))).json()["results"]
-    assert [(a["operation"], a["via"]) for a in audit if a["outcome"] == "accepted"][0] == (
+    assert next((a["operation"], a["via"]) for a in audit if a["outcome"] == "accepted") == (
         "ship_variant",
         "approval",
     )

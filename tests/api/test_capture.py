@@ -8,16 +8,18 @@ import gzip
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from db.bootstrap import Credentials
 from db.engine import make_async_engine, make_sessionmaker
+from db.events import _sqlite_datetime
 from db.tables import Event, EventDefinition, GroupTypeMapping
 from settings import Settings
 from tests.support.api_client import ApiClient
@@ -116,6 +118,46 @@ async def test_timestamps_follow_posthog_clock_rules(
     assert abs(rows["no-timestamp"] - now) < timedelta(seconds=5)
 
 
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(999, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
+        datetime(2024, 6, 1, 1, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))),
+        datetime.fromisoformat("2026-03-04T05:06:07.000001-07:30"),
+    ],
+)
+def test_raw_sqlite_timestamps_are_sqlalchemys_text(moment: datetime) -> None:
+    """The raw insert must write what the ORM writes, or its string-compared range filters would miss rows."""
+    column_type = Event.__table__.c.timestamp.type  # type: ignore[attr-defined]
+    dialect = sqlite.dialect()
+    bind = column_type.dialect_impl(dialect).bind_processor(dialect)
+    assert _sqlite_datetime(moment) == bind(moment)
+
+
+async def test_orm_range_filters_see_raw_inserted_rows(
+    api: ApiClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
+    stamps = [
+        "2024-01-01T00:00:00Z",
+        "2024-01-01T12:00:00.5+00:00",
+        "2024-01-02T00:00:00+02:00",
+        "2024-01-03T00:00:00Z",
+    ]
+    events = [event(f"e{i}", timestamp=ts) for i, ts in enumerate(stamps)]
+    assert (
+        await api.http.post("/batch/", json=batch(credentials, *events, historical_migration=True))
+    ).status_code == 200
+    low, high = datetime(2024, 1, 1, 6, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+    async with make_sessionmaker(engine)() as session:
+        query = (
+            select(Event.event)
+            .where(Event.timestamp >= low, Event.timestamp < high)
+            .order_by(col(Event.timestamp))
+        )
+        assert list((await session.exec(query)).all()) == ["e1", "e2"]
+
+
 async def test_uuids_are_deduplicated_per_project(
     api: ApiClient, credentials: Credentials, engine: AsyncEngine
 ) -> None:
@@ -209,6 +251,22 @@ async def test_malformed_envelopes(api: ApiClient, credentials: Credentials, eng
     )
     assert r.status_code == 400 and r.json()["attr"] == "batch"
     assert await stored(engine) == []
+
+
+async def test_values_the_store_cannot_hold(
+    api: ApiClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
+    token = credentials.project_api_token
+    for props in ('{"s": "\\ud800"}', '{"\\udfff": 1}'):
+        content = f'{{"api_key": "{token}", "batch": [{{"event": "e", "distinct_id": "u", "properties": {props}}}]}}'
+        r = await api.http.post(
+            "/batch/", content=content.encode(), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 400 and r.json()["code"] == "parse_error", (props, r.text)
+    nul = event("a\u0000b", distinct_id="x\u0000y", properties={"k\u0000": "v\u0000"})
+    assert (await api.http.post("/batch/", json=batch(credentials, nul))).status_code == 200
+    (row,) = await stored(engine)
+    assert (row.event, row.distinct_id, row.properties) == ("a\ufffdb", "x\ufffdy", {"k\ufffd": "v\ufffd"})
 
 
 async def test_token_errors(api: ApiClient, engine: AsyncEngine) -> None:

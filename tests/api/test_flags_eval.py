@@ -14,9 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from api.app import create_app
 from db.bootstrap import Credentials
+from settings import Settings
 from tests.support.api_client import ApiClient
 
 MV: dict[str, Any] = {
@@ -248,6 +252,24 @@ async def test_a_change_is_visible_within_one_second(api: ApiClient, credentials
     await patch_flag(api, flag["id"], filters=rollout(100))
     await eventually(api, body(credentials), lambda a: a["featureFlags"]["dial"] is True, timeout=1.0)
     assert time.monotonic() - started < 1.0
+
+
+async def test_a_change_reaches_another_api_process_within_one_second(
+    api: ApiClient, credentials: Credentials, settings: Settings
+) -> None:
+    """Two app instances on one database stand in for two API processes: each has its own cache."""
+    flag = await create_flag(api, "shared", rollout(0))
+    async with LifespanManager(create_app(settings)) as other:
+        transport = httpx.ASGITransport(app=other.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://other") as http:
+            peer = ApiClient(http, api.key, api.project_id)
+            await eventually(peer, body(credentials), lambda a: a["featureFlags"].get("shared") is False)
+            started = time.monotonic()
+            await patch_flag(api, flag["id"], filters=rollout(100))
+            await eventually(
+                peer, body(credentials), lambda a: a["featureFlags"]["shared"] is True, timeout=1.0
+            )
+            assert time.monotonic() - started < 1.0
 
 
 @pytest.mark.usefixtures("worker")

@@ -122,8 +122,8 @@ def _prop(key: str, operator: str, value: Any, **extra: Any) -> dict[str, Any]:
     return {"key": key, "operator": operator, "value": value, "type": "person", **extra}
 
 
-def flag_spread() -> dict[str, dict[str, Any]]:
-    plan = _prop("plan", "exact", ["pro"], type="group", group_type_index=0)
+def split_flags() -> dict[str, dict[str, Any]]:
+    """Rollouts and variant splits, including decimals and many variants (float accumulation)."""
     return {
         **{f"rollout-{str(p).replace('.', '_')}": _rollout(p) for p in (0, 1, 33, 45, 50, 99.9, 100)},
         "mv-50-50": {**_rollout(100), "multivariate": _variants(50, 50), "payloads": {"v0": '{"a": 1}'}},
@@ -131,6 +131,13 @@ def flag_spread() -> dict[str, dict[str, Any]]:
         "mv-50-20-20-5-5": {**_rollout(70), "multivariate": _variants(50, 20, 20, 5, 5)},
         "mv-decimal": {**_rollout(100), "multivariate": _variants(10.1, 20.2, 30.3, 39.4)},
         "mv-20": {**_rollout(88.8), "multivariate": _variants(*[5] * 20)},
+    }
+
+
+def flag_spread() -> dict[str, dict[str, Any]]:
+    plan = _prop("plan", "exact", ["pro"], type="group", group_type_index=0)
+    return {
+        **split_flags(),
         "conditions": {
             "groups": [
                 {"properties": [_prop("email", "icontains", "@example.com")], "rollout_percentage": 40},
@@ -240,6 +247,28 @@ def test_feature_flag_reads_record_feature_flag_called(
     assert local_props["locally_evaluated"] is True and local_props["$feature_flag"] == "checkout"
 
 
+def compare(local: Posthog, remote: Posthog, keys: list[str], identities: int) -> tuple[int, int]:
+    """(values compared and equal, values the SDK could not decide locally)."""
+    rng, compared, inconclusive = random.Random(20260101), 0, 0
+    for n in range(identities):
+        did, person, groups, group_props = identity(n, rng)
+        kwargs: dict[str, Any] = {
+            "person_properties": person,
+            "groups": groups,
+            "group_properties": group_props,
+        }
+        theirs = local.get_all_flags(did, only_evaluate_locally=True, **kwargs) or {}
+        ours = remote.get_all_flags(did, **kwargs) or {}
+        assert set(ours) == set(keys), did
+        for key in keys:
+            if key not in theirs:  # the SDK could not decide locally: not a comparison
+                inconclusive += 1
+                continue
+            assert ours[key] == theirs[key], (key, did, person, groups, group_props)
+            compared += 1
+    return compared, inconclusive
+
+
 def test_remote_evaluation_equals_the_sdks_local_evaluation(
     base_url: str,
     credentials: Credentials,
@@ -260,24 +289,8 @@ def test_remote_evaluation_equals_the_sdks_local_evaluation(
         local.load_feature_flags()  # type: ignore[no-untyped-call]
         assert {f["key"] for f in local.feature_flags or []} == {*spread, "inactive"} and inactive
         assert local.group_type_mapping == {"0": "company"}
-        rng, compared, inconclusive = random.Random(20260101), 0, 0
         started = time.perf_counter()
-        for n in range(identities):
-            did, person, groups, group_props = identity(n, rng)
-            kwargs: dict[str, Any] = {
-                "person_properties": person,
-                "groups": groups,
-                "group_properties": group_props,
-            }
-            theirs = local.get_all_flags(did, only_evaluate_locally=True, **kwargs) or {}
-            ours = remote.get_all_flags(did, **kwargs) or {}
-            assert set(ours) == set(spread), did
-            for key in spread:
-                if key not in theirs:  # the SDK could not decide locally: not a comparison
-                    inconclusive += 1
-                    continue
-                assert ours[key] == theirs[key], (key, did, person, groups, group_props)
-                compared += 1
+        compared, inconclusive = compare(local, remote, list(spread), identities)
         elapsed = time.perf_counter() - started
     finally:
         remote.shutdown()

@@ -70,6 +70,7 @@ def upgrade() -> None:
     sa.Column('api_token', sa.String(length=200), nullable=False),
     sa.Column('secret_api_token', sa.String(length=200), nullable=True),
     sa.Column('timezone', sqlmodel.sql.sqltypes.AutoString(length=240), nullable=False),
+    sa.Column('experiment_recalculation_hour', sa.Integer(), server_default='2', nullable=False),
     sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -158,6 +159,75 @@ def upgrade() -> None:
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_organization_id'), ['organization_id'], unique=False)
 
+    op.create_table('approval_policy',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('action_key', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+    sa.Column('approver_config', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('allow_self_approve', sa.Boolean(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('expiry_seconds', sa.Integer(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['team_id'], ['project.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('approval_policy', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_approval_policy_team_id'), ['team_id'], unique=False)
+
+    op.create_table('change_request',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('experiment_id', sa.Integer(), nullable=True),
+    sa.Column('action_key', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+    sa.Column('action_version', sa.Integer(), nullable=False),
+    sa.Column('resource_type', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('resource_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('intent', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('intent_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('intent_display', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('policy_snapshot', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('applied_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('applied_at', db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('apply_error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('result_data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('origin_op_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['team_id'], ['project.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('change_request', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_change_request_experiment_id'), ['experiment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_change_request_intent_hash'), ['intent_hash'], unique=False)
+        batch_op.create_index(batch_op.f('ix_change_request_origin_op_id'), ['origin_op_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_change_request_team_id'), ['team_id'], unique=False)
+
+    op.create_table('cohort',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('filters', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('groups', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('is_static', sa.Boolean(), nullable=False),
+    sa.Column('is_calculating', sa.Boolean(), nullable=False),
+    sa.Column('deleted', sa.Boolean(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['team_id'], ['project.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('cohort', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cohort_team_id'), ['team_id'], unique=False)
+
     op.create_table('experiment_holdout',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('team_id', sa.Integer(), nullable=False),
@@ -217,6 +287,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_feature_flag_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index('uq_feature_flag_team_key_live', ['team_id', 'key'], unique=True, sqlite_where=sa.text('deleted = 0'), postgresql_where=sa.text('deleted = false'))
 
+    op.create_table('llm_prompt',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('prompt', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('is_latest', sa.Boolean(), nullable=False),
+    sa.Column('deleted', sa.Boolean(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['team_id'], ['project.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('llm_prompt', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_llm_prompt_team_id'), ['team_id'], unique=False)
+        batch_op.create_index('uq_llm_prompt_team_name_version_live', ['team_id', 'name', 'version'], unique=True, sqlite_where=sa.text('deleted = 0'), postgresql_where=sa.text('deleted = false'))
+
     op.create_table('personal_api_key',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -234,6 +323,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('personal_api_key', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_personal_api_key_user_id'), ['user_id'], unique=False)
+
+    op.create_table('change_request_approval',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('change_request_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('comment', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['change_request_id'], ['change_request.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('change_request_approval', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_change_request_approval_change_request_id'), ['change_request_id'], unique=False)
 
     op.create_table('experiment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -276,6 +378,45 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_experiment_feature_flag_id'), ['feature_flag_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiment_team_id'), ['team_id'], unique=False)
 
+    op.create_table('experiment_metric_result',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('experiment_id', sa.Integer(), nullable=False),
+    sa.Column('metric_uuid', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('query_from', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('query_to', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('query_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('completed_at', db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error_message', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['experiment_id'], ['experiment.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('experiment_id', 'metric_uuid', 'query_to', name='uq_metric_result_query_to')
+    )
+    with op.batch_alter_table('experiment_metric_result', schema=None) as batch_op:
+        batch_op.create_index('ix_metric_result_fingerprint', ['experiment_id', 'metric_uuid', 'fingerprint'], unique=False)
+
+    op.create_table('experiment_timeseries_recalculation',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('experiment_id', sa.Integer(), nullable=False),
+    sa.Column('metric', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('last_successful_date', sa.Date(), nullable=True),
+    sa.Column('created_at', db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['experiment_id'], ['experiment.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['team_id'], ['project.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('experiment_timeseries_recalculation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_experiment_timeseries_recalculation_experiment_id'), ['experiment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_experiment_timeseries_recalculation_team_id'), ['team_id'], unique=False)
+        batch_op.create_index('uq_timeseries_recalculation_active', ['experiment_id', 'fingerprint'], unique=True, sqlite_where=sa.text("status IN ('pending', 'in_progress')"), postgresql_where=sa.text("status IN ('pending', 'in_progress')"))
+
     op.create_table('experiment_to_saved_metric',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('experiment_id', sa.Integer(), nullable=False),
@@ -302,15 +443,34 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_experiment_to_saved_metric_experiment_id'))
 
     op.drop_table('experiment_to_saved_metric')
+    with op.batch_alter_table('experiment_timeseries_recalculation', schema=None) as batch_op:
+        batch_op.drop_index('uq_timeseries_recalculation_active', sqlite_where=sa.text("status IN ('pending', 'in_progress')"), postgresql_where=sa.text("status IN ('pending', 'in_progress')"))
+        batch_op.drop_index(batch_op.f('ix_experiment_timeseries_recalculation_team_id'))
+        batch_op.drop_index(batch_op.f('ix_experiment_timeseries_recalculation_experiment_id'))
+
+    op.drop_table('experiment_timeseries_recalculation')
+    with op.batch_alter_table('experiment_metric_result', schema=None) as batch_op:
+        batch_op.drop_index('ix_metric_result_fingerprint')
+
+    op.drop_table('experiment_metric_result')
     with op.batch_alter_table('experiment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_experiment_team_id'))
         batch_op.drop_index(batch_op.f('ix_experiment_feature_flag_id'))
 
     op.drop_table('experiment')
+    with op.batch_alter_table('change_request_approval', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_change_request_approval_change_request_id'))
+
+    op.drop_table('change_request_approval')
     with op.batch_alter_table('personal_api_key', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_personal_api_key_user_id'))
 
     op.drop_table('personal_api_key')
+    with op.batch_alter_table('llm_prompt', schema=None) as batch_op:
+        batch_op.drop_index('uq_llm_prompt_team_name_version_live', sqlite_where=sa.text('deleted = 0'), postgresql_where=sa.text('deleted = false'))
+        batch_op.drop_index(batch_op.f('ix_llm_prompt_team_id'))
+
+    op.drop_table('llm_prompt')
     with op.batch_alter_table('feature_flag', schema=None) as batch_op:
         batch_op.drop_index('uq_feature_flag_team_key_live', sqlite_where=sa.text('deleted = 0'), postgresql_where=sa.text('deleted = false'))
         batch_op.drop_index(batch_op.f('ix_feature_flag_updated_at'))
@@ -325,6 +485,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_experiment_holdout_team_id'))
 
     op.drop_table('experiment_holdout')
+    with op.batch_alter_table('cohort', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_cohort_team_id'))
+
+    op.drop_table('cohort')
+    with op.batch_alter_table('change_request', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_change_request_team_id'))
+        batch_op.drop_index(batch_op.f('ix_change_request_origin_op_id'))
+        batch_op.drop_index(batch_op.f('ix_change_request_intent_hash'))
+        batch_op.drop_index(batch_op.f('ix_change_request_experiment_id'))
+
+    op.drop_table('change_request')
+    with op.batch_alter_table('approval_policy', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_approval_policy_team_id'))
+
+    op.drop_table('approval_policy')
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_organization_id'))
 
