@@ -40,11 +40,13 @@ from domain.experiment_messages import (
     ExperimentSnapshot,
     HistoryEntry,
     RecordInput,
+    ScheduleMarkInput,
     Truth,
     TruthInput,
     UpdateRequest,
 )
 from domain.lifecycle import stored_status
+from domain.scheduling import with_status
 
 DUPLICATE_KEY = "There is already a feature flag with this key."
 
@@ -71,6 +73,7 @@ class ExperimentActivities(RowWriter):
             self.apply_update,
             self.record_history,
             self.load_truth,
+            self.mark_schedule,
         ]
 
     @activity.defn(name="experiment.load_truth")
@@ -172,6 +175,18 @@ class ExperimentActivities(RowWriter):
             return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
 
         return await self.once(inp.op_id, work, inp.experiment_id, update_operation(inp.request.changes))
+
+    @activity.defn(name="experiment.mark_schedule")
+    async def mark_schedule(self, inp: ScheduleMarkInput) -> ExperimentSnapshot:
+        """Record a failed or held-back scheduled action, so the timer never fires it again."""
+        async with self.sessionmaker() as session:
+            experiment, flag = await load_for_write(session, inp.experiment_id)
+            experiment.scheduling_config = with_status(
+                experiment.scheduling_config, inp.action, inp.state, inp.now, inp.detail
+            )
+            session.add(experiment)
+            await session.commit()
+            return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
 
     @activity.defn(name="experiment.record")
     async def record_history(self, inp: RecordInput) -> None:

@@ -14,6 +14,7 @@ from domain.experiment_messages import TransitionRequest
 from domain.fingerprint import compute_metric_fingerprint
 from domain.flag_rules import ensure_variant_on_flag, ship_variant_filters
 from domain.lifecycle import Operation, apply_transition, check_transition, flag_active_after
+from domain.scheduling import cancel_pending, has_schedule, with_status
 
 
 def check_operation(
@@ -39,6 +40,7 @@ def apply_operation(
     experiment.end_date = target.end_date
     experiment.archived = target.archived
     _apply_conclusion(operation, experiment, request)
+    _record_schedule(operation, experiment, request, now)
     active = flag_active_after(operation)
     if flag is not None and active is not None and flag.active != active:
         flag.active = active
@@ -52,6 +54,26 @@ def apply_operation(
         )
         flag.version += 1
         flag.updated_at = now
+
+
+def _record_schedule(
+    operation: Operation, experiment: Experiment, request: TransitionRequest, now: datetime
+) -> None:
+    """The timer marks what it did in the same transaction; a manual end or reset cancels it."""
+    config = experiment.scheduling_config
+    if not has_schedule(config):
+        return
+    if request.via == "timer":
+        action = "launch" if operation == "launch" else "end"
+        experiment.scheduling_config = with_status(config, action, "done", now)
+    elif operation in ("end", "reset") or (operation == "ship_variant" and experiment.end_date == now):
+        experiment.scheduling_config = cancel_pending(
+            config,
+            start_date=experiment.start_date,
+            end_date=experiment.end_date,
+            at=now,
+            why=f"manual {operation}",
+        )
 
 
 def _apply_conclusion(operation: Operation, experiment: Experiment, request: TransitionRequest) -> None:

@@ -77,6 +77,7 @@ def snapshot_fields(experiment: Experiment, flag: FeatureFlag | None) -> dict[st
         "archived": experiment.archived,
         "deleted": experiment.deleted,
         "version": experiment.version,
+        "scheduling_config": experiment.scheduling_config,
     }
 
 

@@ -32,6 +32,8 @@ class ExperimentSnapshot(BaseModel):
     archived: bool = False
     deleted: bool = False
     version: int = 0
+    # Drives the workflow's timer (domain/scheduling.py); absent in histories recorded before it.
+    scheduling_config: dict[str, Any] | None = None
 
     def facts(self) -> LifecycleFacts:
         return LifecycleFacts(
@@ -144,6 +146,16 @@ class Truth(BaseModel):
 
 class TruthInput(BaseModel):
     experiment_id: int
+
+
+class ScheduleMarkInput(BaseModel):
+    """Record in `scheduling_config.status` what the timer did with one scheduled action."""
+
+    experiment_id: int
+    action: Literal["launch", "end"]
+    state: str
+    detail: str | None = None
+    now: AwareDatetime
 
 
 class RecordInput(BaseModel):

@@ -11,8 +11,6 @@ suggests it.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -32,14 +30,15 @@ with workflow.unsafe.imports_passed_through():
         WorkflowInput,
     )
     from workflows import experiment_support as support
-    from workflows.experiment_signals import ExperimentSignals
+    from workflows.experiment_timers import ExperimentTimers
 
 
 @workflow.defn(name="experiment")
-class ExperimentWorkflow(ExperimentSignals):
+class ExperimentWorkflow(ExperimentTimers):
     @workflow.init
     def __init__(self, inp: WorkflowInput) -> None:
         self._setup(inp)
+        self._setup_timers()
 
     # ---- run loop -------------------------------------------------------------------------
 
@@ -65,22 +64,21 @@ class ExperimentWorkflow(ExperimentSignals):
             await workflow.wait_condition(self._should_wake)
             return
         remaining = (deadline - workflow.now()).total_seconds()
-        if remaining > 0:
+        # Sub-millisecond waits are not real timers (a zero timeout raises at once, notes §4.3).
+        if remaining > 0.001:
             try:
                 await workflow.wait_condition(
-                    self._should_wake, timeout=remaining, timeout_summary="deadline"
+                    self._should_wake, timeout=remaining, timeout_summary="next deadline"
                 )
                 return
             except TimeoutError:
                 pass
-        await self._expire_due()
+        # The timer fired: everything due by `deadline` is due now, even if workflow time is a
+        # hair earlier (timers round), or the loop would spin without ever yielding.
+        await self._on_deadline(deadline)
 
     def _should_wake(self) -> bool:
         return self._wake or self._finished or workflow.info().is_continue_as_new_suggested()
-
-    def _next_deadline(self) -> datetime | None:
-        deadlines = [p.expires_at for p in self._pending.values()]
-        return min(deadlines) if deadlines else None
 
     # ---- queries --------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ class ExperimentCore:
         self._lock = asyncio.Lock()
         self._abandoned = False
         # What visibility shows now; the start carried status and flag key but never the name.
-        self._published: tuple[str, str | None, str] | None = None
+        self._published: support.Published | None = None
 
     @property
     def _finished(self) -> bool:

@@ -7,6 +7,8 @@ audit trail) and ignored; it never fails the workflow.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -97,16 +99,16 @@ class ExperimentSignals(ExperimentCore):
             detail = f"change request {msg.change_request_id} {msg.state}"
             await self._record(self._note(pending.operation, "rejected", "approval", msg.actor_id, detail))
 
-    async def _expire_due(self) -> None:
+    async def _expire_due(self, due: datetime) -> None:
         """Durable expiry: drop every pending change whose deadline has passed."""
         now = workflow.now()
         for cr_id, pending in list(self._pending.items()):
-            if pending.expires_at > now:
+            if pending.expires_at > due:
                 continue
             async with self._lock:
                 state = await workflow.execute_local_activity_method(
                     ApprovalActivities.expire_change_request,
-                    ExpireChangeInput(change_request_id=cr_id, now=now),
+                    ExpireChangeInput(change_request_id=cr_id, now=max(now, due)),
                     start_to_close_timeout=support.LIFECYCLE_ACTIVITY_TIMEOUT,
                     retry_policy=support.LIFECYCLE_RETRY,
                 )

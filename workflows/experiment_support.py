@@ -3,7 +3,7 @@ activity options. Deterministic and side-effect free (imported inside the workfl
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -12,7 +12,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain.errors import DomainError
 from domain.experiment_messages import ExperimentSnapshot, Truth
-from workflows.search_attributes import EXPERIMENT_ID, EXPERIMENT_STATUS, FEATURE_FLAG_KEY, PROJECT_ID
+from domain.scheduling import next_action, scheduled_end_at
+from workflows.search_attributes import (
+    EXPERIMENT_ID,
+    EXPERIMENT_STATUS,
+    FEATURE_FLAG_KEY,
+    PROJECT_ID,
+    SCHEDULED_END_AT,
+)
 
 # The lifecycle write is one short SQL transaction. 10 s covers a busy SQLite lock wait; five
 # attempts bound the HTTP call (an unbounded retry would leave the caller hanging, notes §1.3).
@@ -76,7 +83,19 @@ def truth_from_failure(err: ActivityError) -> Truth | None:
     return Truth.model_validate(raw) if raw else None
 
 
-def search_attribute_updates(snapshot: ExperimentSnapshot) -> list[object]:
+def scheduled_end(snapshot: ExperimentSnapshot) -> datetime | None:
+    """When the timer will end this experiment, for `ExperimentScheduledEndAt`."""
+    action = next_action(
+        snapshot.scheduling_config, start_date=snapshot.start_date, end_date=snapshot.end_date
+    )
+    if action is None:
+        return None
+    if action.action == "end":
+        return action.at
+    return scheduled_end_at(snapshot.scheduling_config, action.at)
+
+
+def search_attribute_updates(snapshot: ExperimentSnapshot, had_end: bool) -> list[object]:
     updates: list[object] = [
         EXPERIMENT_STATUS.value_set(snapshot.status.value),
         EXPERIMENT_ID.value_set(snapshot.experiment_id),
@@ -84,6 +103,11 @@ def search_attribute_updates(snapshot: ExperimentSnapshot) -> list[object]:
     ]
     if snapshot.flag_key:
         updates.append(FEATURE_FLAG_KEY.value_set(snapshot.flag_key))
+    end = scheduled_end(snapshot)
+    if end is not None:
+        updates.append(SCHEDULED_END_AT.value_set(end))
+    elif had_end:
+        updates.append(SCHEDULED_END_AT.value_unset())
     return updates
 
 
@@ -106,14 +130,18 @@ def start_search_attributes(
 UPSERT_ONLY_CHANGES = "upsert-only-changes-2026-12"
 
 
-def published_fields(snapshot: ExperimentSnapshot) -> tuple[str, str | None, str]:
-    return (snapshot.status.value, snapshot.flag_key, snapshot.name)
+Published = tuple[str, str | None, str, datetime | None]
 
 
-def upsert_state(snapshot: ExperimentSnapshot, published: tuple[str, str | None, str] | None) -> None:
-    """Publish status, flag key and name to visibility (search attributes and memo)."""
+def published_fields(snapshot: ExperimentSnapshot) -> Published:
+    return (snapshot.status.value, snapshot.flag_key, snapshot.name, scheduled_end(snapshot))
+
+
+def upsert_state(snapshot: ExperimentSnapshot, published: Published | None) -> None:
+    """Publish status, flag key, scheduled end and name to visibility (search attributes, memo)."""
     if workflow.patched(UPSERT_ONLY_CHANGES) and published == published_fields(snapshot):
         return
-    workflow.upsert_search_attributes(search_attribute_updates(snapshot))  # type: ignore[arg-type]
+    had_end = published is not None and published[3] is not None
+    workflow.upsert_search_attributes(search_attribute_updates(snapshot, had_end))  # type: ignore[arg-type]
     if not workflow.patched(UPSERT_ONLY_CHANGES) or published is None or published[2] != snapshot.name:
         workflow.upsert_memo({"name": snapshot.name})

@@ -39,6 +39,7 @@ from domain.flag_rules import (
     validate_flag_key,
 )
 from domain.metrics import compute_ordering, orderings_with_saved_metrics, validate_ordering_coverage
+from domain.scheduling import validate_scheduling_config
 
 
 async def build_create_request(
@@ -70,6 +71,12 @@ async def build_create_request(
     validate_stats_config(stats_config, variant_keys)
     row = _row(body, experiment_id, team_id, parameters, primary, secondary, saved_links, start, end, holdout)
     row["stats_config"] = apply_stats_config_defaults(stats_config)
+    row["scheduling_config"] = validate_scheduling_config(
+        body.get("scheduling_config"),
+        variant_keys=variant_keys,
+        archived=row["archived"],
+        deleted=row["deleted"],
+    )
     _finish_metrics(row, start)
     if row["type"] == "web":
         variants = (parameters or {}).get("feature_flag_variants") or (

@@ -14,6 +14,7 @@ from db.experiment_assets import holdout_by_id, links_of
 from db.tables import Experiment, ExperimentHoldout, ExperimentSavedMetric, FeatureFlag
 from domain.experiment_rules import parameters_output
 from domain.lifecycle import LifecycleFacts, status_of
+from domain.scheduling import scheduled_actions
 
 
 def holdout_out(
@@ -102,6 +103,9 @@ async def experiment_out(
         "metrics_secondary": experiment.metrics_secondary,
         "stats_config": experiment.stats_config,
         "scheduling_config": experiment.scheduling_config,
+        "scheduled_actions": scheduled_actions(
+            experiment.scheduling_config, start_date=experiment.start_date, end_date=experiment.end_date
+        ),
         "conclusion": experiment.conclusion,
         "conclusion_comment": experiment.conclusion_comment,
         "primary_metrics_ordered_uuids": experiment.primary_metrics_ordered_uuids,

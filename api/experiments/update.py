@@ -14,6 +14,7 @@ from db.tables import Experiment, ExperimentSavedMetric, FeatureFlag
 from domain import experiment_rules as rules
 from domain.experiment_messages import UpdateRequest
 from domain.flag_rules import (
+    flag_variant_keys,
     flag_variants,
     sync_flag_filters_from_parameters,
     validate_flag_filters,
@@ -28,6 +29,7 @@ from domain.metrics import (
     sync_ordering_with_saved_metrics,
     validate_ordering_coverage,
 )
+from domain.scheduling import validate_scheduling_config
 
 DATE_FIELDS = ("start_date", "end_date")
 
@@ -78,6 +80,13 @@ async def build_update_request(
         else None
     )
     changes = _column_changes(data, metrics_sent)
+    if "scheduling_config" in data:
+        changes["scheduling_config"] = validate_scheduling_config(
+            data["scheduling_config"],
+            variant_keys=flag_variant_keys(flag.filters) if flag else [],
+            archived=bool(data.get("archived", experiment.archived)),
+            deleted=bool(data.get("deleted", experiment.deleted)),
+        )
     flag_changes = _flag_changes(experiment, flag, body, data, holdout)
     _revalidate_stats(experiment, flag, data, flag_changes)
     await _finish(session, experiment, changes, saved_links, body)
