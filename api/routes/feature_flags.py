@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import not_found
+from api.experiments.flag_sync import sync_linked_experiments
 from api.render import page_params, paginated, parse_bool_param
 from api.routing import FlexRouter
 from api.schemas.flags import FeatureFlagCreate, FeatureFlagUpdate, flag_out
@@ -95,7 +96,11 @@ async def get_flag(flag_id: int, ctx: Annotated[ProjectContext, READ], session: 
 
 @router.patch("/feature_flags/{flag_id}/", summary="Update a feature flag (soft delete with deleted=true)")
 async def update_flag(
-    flag_id: int, body: FeatureFlagUpdate, ctx: Annotated[ProjectContext, WRITE], session: SessionDep
+    flag_id: int,
+    body: FeatureFlagUpdate,
+    ctx: Annotated[ProjectContext, WRITE],
+    session: SessionDep,
+    request: Request,
 ) -> dict[str, Any]:
     flag = await flag_queries.flag_by_id(session, ctx.project_id, flag_id)
     if flag is None or (flag.deleted and body.deleted is not False):
@@ -112,6 +117,10 @@ async def update_flag(
     flag.updated_at = utcnow()
     session.add(flag)
     await _commit_unique(session)
+    if "filters" in changes:
+        await sync_linked_experiments(session, request.app.state.temporal, ctx, flag_id)
+        session.expire_all()
+        flag = await _get(session, ctx, flag_id)
     return await _render(session, flag)
 
 

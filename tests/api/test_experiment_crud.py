@@ -239,3 +239,15 @@ async def test_list_filters_and_order(api: ApiClient) -> None:
     assert r.json() == bad("feature_flag_id must be an integer")
     page = (await api.get(api.project("experiments/?limit=1&offset=1"))).json()
     assert page["count"] == 3 and len(page["results"]) == 1 and page["next"] and page["previous"]
+
+
+async def test_flag_edit_rewrites_linked_experiment_parameters(api: ApiClient) -> None:
+    exp = await create_experiment(api)
+    three = [{"key": k, "rollout_percentage": p} for k, p in (("control", 34), ("a", 33), ("b", 33))]
+    filters = exp["feature_flag"]["filters"] | {"multivariate": {"variants": three}}
+    r = await api.patch(api.project(f"feature_flags/{exp['feature_flag']['id']}/"), {"filters": filters})
+    assert r.status_code == 200, r.text
+    got = (await api.get(api.project(f"experiments/{exp['id']}/"))).json()
+    assert [v["key"] for v in got["parameters"]["feature_flag_variants"]] == ["control", "a", "b"]
+    audit = (await api.get(api.project(f"experiments/{exp['id']}/activity/"))).json()["results"]
+    assert audit[0]["operation"] == "update" and audit[0]["outcome"] == "accepted"
