@@ -7,6 +7,7 @@ was changed outside the workflow; the workflow validator already checked its cac
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from db.experiments import facts_of
 from db.tables import Experiment, FeatureFlag
@@ -64,7 +65,7 @@ def _record_schedule(
     if not has_schedule(config):
         return
     if request.via == "timer":
-        action = "launch" if operation == "launch" else "end"
+        action: Literal["launch", "end"] = "launch" if operation == "launch" else "end"
         experiment.scheduling_config = with_status(config, action, "done", now)
     elif operation in ("end", "reset") or (operation == "ship_variant" and experiment.end_date == now):
         experiment.scheduling_config = cancel_pending(

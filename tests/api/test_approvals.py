@@ -82,7 +82,7 @@ async def test_ship_needs_approval_then_applies_itself(
     assert ok.json()["state"] in ("approved", "applied")
 
     async def shipped() -> bool:
-        return (await get(api, exp["id"]))["status"] == "stopped"
+        return bool((await get(api, exp["id"]))["status"] == "stopped")
 
     await eventually(shipped)
     final = await get(api, exp["id"])
@@ -125,7 +125,7 @@ async def test_external_approval_signal_through_temporal(
     await wf.signal("approval_granted", ApprovalGranted(change_request_id=cr_id, source="external"))
 
     async def paused() -> bool:
-        return (await get(api, exp["id"]))["status"] == "paused"
+        return bool((await get(api, exp["id"]))["status"] == "paused")
 
     await eventually(paused)
     assert (await wf.query("pending_changes", result_type=list[PendingChange])) == []
@@ -138,7 +138,7 @@ async def test_expiry_reject_and_cancel(api: ApiClient, settings: Settings, temp
     cr_id = first.json()["change_request_id"]
 
     async def expired() -> bool:
-        return (await api.get(api.project(f"change_requests/{cr_id}/"))).json()["state"] == "expired"
+        return bool((await api.get(api.project(f"change_requests/{cr_id}/"))).json()["state"] == "expired")
 
     await eventually(expired, timeout=15)
     assert (await get(api, exp["id"]))["status"] == "draft"
@@ -162,7 +162,7 @@ async def test_expiry_reject_and_cancel(api: ApiClient, settings: Settings, temp
 
 
 async def _no_pending(wf: Any) -> bool:
-    return (await wf.query("pending_changes", result_type=list[PendingChange])) == []
+    return bool((await wf.query("pending_changes", result_type=list[PendingChange])) == [])
 
 
 async def test_policy_validation_and_isolation(api: ApiClient) -> None:
