@@ -13,9 +13,8 @@ from fastapi.responses import Response
 
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import ApiError
-from api.experiment_gateway import UpdateRejected, execute_update
 from api.experiments import commands
-from api.experiments.create import build_create_request
+from api.experiments.creation import create_via_workflow
 from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice
 from api.experiments.render import experiment_out
 from api.experiments.ship import already_applied, ship_request
@@ -26,7 +25,7 @@ from api.temporal import TemporalGateway
 from db import experiments as queries
 from db.experiment_list import ORDER_FIELDS, ExperimentFilters, list_experiments
 from db.types import utcnow
-from domain.experiment_messages import TransitionRequest, WorkflowInput
+from domain.experiment_messages import TransitionRequest
 from domain.lifecycle import Operation
 
 router = FlexRouter(tags=["experiments"])
@@ -90,25 +89,14 @@ async def create(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     body = check_body_is_object(body)
-    req, flag_key = await build_create_request(session, ctx.project_id, ctx.principal.user_id, body, 0)
-    experiment_id = await queries.allocate_experiment_id(session, ctx.project_id)
-    await session.commit()
-    req.row["id"] = experiment_id
-    try:
-        await execute_update(
-            gateway,
-            project_id=ctx.project_id,
-            experiment_id=experiment_id,
-            update="create",
-            arg=req,
-            start=WorkflowInput(project_id=ctx.project_id, experiment_id=experiment_id),
-            flag_key=flag_key,
-            update_id=idempotency_key,
-        )
-    except UpdateRejected as rejected:
-        raise rejected.error from None
-    experiment = await queries.experiment_by_id(session, ctx.project_id, experiment_id)
-    assert experiment is not None
+    experiment = await create_via_workflow(
+        session,
+        gateway,
+        team_id=ctx.project_id,
+        actor_id=ctx.principal.user_id,
+        body=body,
+        update_id=idempotency_key,
+    )
     return await experiment_out(session, experiment)
 
 
