@@ -118,9 +118,7 @@ def check_scope(principal: Principal, scope: str | None, *, secret_allowed: bool
     if principal.secret_project is not None and not secret_allowed:
         raise permission_denied("This action does not support Project Secret API Key access")
     if scope is None:
-        if principal.key is not None and principal.key.scopes and "*" not in principal.key.scopes:
-            raise permission_denied("This action does not support Personal API Key access")
-        return
+        return  # any valid credential: the key's own introspection, the current user
     if not scopes_allow(principal.scopes, scope):
         raise permission_denied(f"API key missing required scope '{scope}'")
 

@@ -37,3 +37,34 @@ async def make_user(
             return user.id, key
     finally:
         await engine.dispose()
+
+
+async def make_other_organization(settings: Settings) -> tuple[int, str]:
+    """A second organization with its own project, user and key: (project id, its user's key)."""
+    from db.accounts import create_project
+    from db.tables import Organization
+
+    engine = make_async_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            org = Organization(id=str(uuid.uuid4()), name="Elsewhere Inc")
+            session.add(org)
+            await session.flush()
+            project = await create_project(session, org.id, "Their project")
+            assert project.id is not None
+            user = User(
+                uuid=str(uuid.uuid4()),
+                distinct_id=str(uuid.uuid4()),
+                organization_id=org.id,
+                current_project_id=project.id,
+                email=f"{uuid.uuid4().hex[:8]}@elsewhere.test",
+            )
+            session.add(user)
+            await session.flush()
+            assert user.id is not None
+            key = new_personal_api_key()
+            await create_personal_key(session, user.id, value=key, label="theirs", scopes=["*"])
+            await session.commit()
+            return project.id, key
+    finally:
+        await engine.dispose()
