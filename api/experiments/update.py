@@ -54,6 +54,36 @@ async def build_update_request(
     actor_id: int | None,
     body: dict[str, Any],
 ) -> UpdateRequest:
+    """The service's steps in PostHog's order; the first failure wins (reference §4.4)."""
+    saved_links = await _check_fields(session, experiment, body)
+    metrics_sent: dict[str, Any] = {k: body.get(k) for k in ("metrics", "metrics_secondary") if k in body}
+    if metrics_sent:
+        await _prepare_sent_metrics(session, experiment, body, metrics_sent)
+    data = rules.validate_update_payload(rules_snapshot(experiment, flag), body)
+    holdout = (
+        await resolve_holdout(session, experiment.team_id, data["holdout"])
+        if data.get("holdout") is not None
+        else None
+    )
+    changes = _column_changes(data, metrics_sent)
+    if "scheduling_config" in data:
+        changes["scheduling_config"] = _scheduling(experiment, flag, data)
+    flag_changes = _flag_changes(experiment, flag, body, data, holdout)
+    _revalidate_stats(experiment, flag, data, flag_changes)
+    await _finish(session, experiment, changes, saved_links, body)
+    return UpdateRequest(
+        actor_id=actor_id,
+        changes=changes,
+        flag_changes=flag_changes or None,
+        saved_metric_links=saved_links,
+        assumed_status=Status(stored_status(experiment.start_date, experiment.end_date).value),
+    )
+
+
+async def _check_fields(
+    session: AsyncSession, experiment: Experiment, body: dict[str, Any]
+) -> list[dict[str, Any]] | None:
+    """Serializer-level checks; returns the resolved saved-metric links when they were sent."""
     check_fields(body, creating=False)
     for name in DATE_FIELDS:
         if name in body:
@@ -70,32 +100,17 @@ async def build_update_request(
         rules.validate_date_range(
             parse_datetime("start_date", body["start_date"]), parse_datetime("end_date", body["end_date"])
         )
-    metrics_sent: dict[str, Any] = {k: body.get(k) for k in ("metrics", "metrics_secondary") if k in body}
-    if metrics_sent:
-        await _prepare_sent_metrics(session, experiment, body, metrics_sent)
-    data = rules.validate_update_payload(rules_snapshot(experiment, flag), body)
-    holdout = (
-        await resolve_holdout(session, experiment.team_id, data["holdout"])
-        if data.get("holdout") is not None
-        else None
-    )
-    changes = _column_changes(data, metrics_sent)
-    if "scheduling_config" in data:
-        changes["scheduling_config"] = validate_scheduling_config(
-            data["scheduling_config"],
-            variant_keys=flag_variant_keys(flag.filters) if flag else [],
-            archived=bool(data.get("archived", experiment.archived)),
-            deleted=bool(data.get("deleted", experiment.deleted)),
-        )
-    flag_changes = _flag_changes(experiment, flag, body, data, holdout)
-    _revalidate_stats(experiment, flag, data, flag_changes)
-    await _finish(session, experiment, changes, saved_links, body)
-    return UpdateRequest(
-        actor_id=actor_id,
-        changes=changes,
-        flag_changes=flag_changes or None,
-        saved_metric_links=saved_links,
-        assumed_status=Status(stored_status(experiment.start_date, experiment.end_date).value),
+    return saved_links
+
+
+def _scheduling(
+    experiment: Experiment, flag: FeatureFlag | None, data: dict[str, Any]
+) -> dict[str, Any] | None:
+    return validate_scheduling_config(
+        data["scheduling_config"],
+        variant_keys=flag_variant_keys(flag.filters) if flag else [],
+        archived=bool(data.get("archived", experiment.archived)),
+        deleted=bool(data.get("deleted", experiment.deleted)),
     )
 
 
