@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 
 from db.bootstrap import bootstrap_from_settings
 from db.migrate import upgrade
+from observability.logs import configure_logging
 from settings import Settings, load_settings
 from workflows.client import connect, connect_with_retry, ensure_search_attributes
 from workflows.search_attributes import cli_flags
@@ -325,7 +326,9 @@ async def supervise(settings: Settings) -> int:
 
 
 def main() -> int:
-    return asyncio.run(supervise(load_settings()))
+    settings = load_settings()
+    configure_logging(settings)
+    return asyncio.run(supervise(settings))
 
 
 if __name__ == "__main__":

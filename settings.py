@@ -26,6 +26,12 @@ ENVIRONMENT_VARIABLES = (
     "WEB_CONCURRENCY",
     "TEMPORAL_TASK_QUEUE",
     "TEMPORAL_RPC_TIMEOUT_SECONDS",
+    # Observability (README "Operating Flagship").
+    "FLAGSHIP_METRICS",
+    "WORKER_METRICS_PORT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
 )
 
 
@@ -46,6 +52,14 @@ class Settings:
     # Bound on every Temporal RPC made on behalf of an HTTP request: past it the caller gets a 503
     # instead of hanging while no worker polls (temporal-notes §1.4).
     temporal_rpc_timeout_seconds: float = 10.0
+    # FLAGSHIP_METRICS=0 turns Prometheus metrics off (no /metrics, nothing recorded per request).
+    metrics_enabled: bool = True
+    # The worker serves its metrics (and the Temporal SDK's) on this port; unset: not served.
+    worker_metrics_port: int | None = None
+    # Set: traces go to this OTLP/HTTP collector; unset: tracing is off and costs nothing.
+    otel_exporter_otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "auto"  # json | text | auto (text on a terminal, JSON lines otherwise)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -59,6 +73,12 @@ class Settings:
 
 def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'flagship.db').resolve()}"
+
+
+def _switch(value: str | None, *, default: bool) -> bool:
+    if not value:
+        return default
+    return value.strip().lower() not in ("0", "false", "off", "no")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -78,4 +98,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         web_concurrency=int(env.get("WEB_CONCURRENCY") or 1),
         task_queue=env.get("TEMPORAL_TASK_QUEUE") or "flagship",
         temporal_rpc_timeout_seconds=float(env.get("TEMPORAL_RPC_TIMEOUT_SECONDS") or 10.0),
+        metrics_enabled=_switch(env.get("FLAGSHIP_METRICS"), default=True),
+        worker_metrics_port=int(env["WORKER_METRICS_PORT"]) if env.get("WORKER_METRICS_PORT") else None,
+        otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+        log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+        log_format=(env.get("LOG_FORMAT") or "auto").lower(),
     )

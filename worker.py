@@ -17,26 +17,37 @@ from temporalio.worker import Worker
 
 from activities.approvals import ApprovalActivities
 from activities.experiments import ExperimentActivities
+from activities.timeseries import TimeseriesActivities
 from db.engine import make_async_engine, make_sessionmaker
+from observability.logs import configure_logging
+from observability.tracing import instrument_engine
+from observability.worker import ActivityObserver, start_worker_telemetry
 from settings import Settings, load_settings
 from workflows.client import connect_with_retry
 from workflows.experiment import ExperimentWorkflow
+from workflows.timeseries import TIMESERIES_WORKFLOWS
+from workflows.timeseries_client import daily_schedule_plugin
 
 log = logging.getLogger("flagship.worker")
 
 
 def build_worker(client: Client, settings: Settings, engine: AsyncEngine, **overrides: object) -> Worker:
-    sessionmaker = make_sessionmaker(engine)
+    sessionmaker = make_sessionmaker(instrument_engine(engine))  # SQL spans when tracing is on
     experiment_activities = ExperimentActivities(sessionmaker)
     approval_activities = ApprovalActivities(sessionmaker)
     options: dict[str, object] = {
         "task_queue": settings.task_queue,
-        "workflows": [ExperimentWorkflow],
+        "workflows": [ExperimentWorkflow, *TIMESERIES_WORKFLOWS],
         "activities": [
             *experiment_activities.all(),
             approval_activities.apply_change_request,
             approval_activities.expire_change_request,
+            *TimeseriesActivities(sessionmaker).all(),
         ],
+        # Ensures the hourly results-refresh schedule whenever this worker starts.
+        "plugins": [daily_schedule_plugin(client, settings.task_queue)],
+        # Log context, one log line and metrics per activity attempt (observability/worker.py).
+        "interceptors": [ActivityObserver()],
         # In-flight activities get this long to finish on SIGTERM before the worker exits.
         "graceful_shutdown_timeout": timedelta(seconds=10),
     }
@@ -47,7 +58,8 @@ def build_worker(client: Client, settings: Settings, engine: AsyncEngine, **over
 async def run_worker(settings: Settings) -> None:
     if settings.temporal_address is None:
         raise SystemExit("flagship worker: TEMPORAL_ADDRESS must point at a Temporal server")
-    client = await connect_with_retry(settings.temporal_address, settings.temporal_namespace)
+    runtime = start_worker_telemetry(settings)  # metrics on WORKER_METRICS_PORT, tracing if configured
+    client = await connect_with_retry(settings.temporal_address, settings.temporal_namespace, runtime=runtime)
     engine = make_async_engine(settings.database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -62,10 +74,9 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    asyncio.run(run_worker(load_settings()))
+    settings = load_settings()
+    configure_logging(settings)
+    asyncio.run(run_worker(settings))
     return 0
 
 

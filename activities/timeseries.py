@@ -38,6 +38,7 @@ from domain.timeseries_messages import (
     DailyTarget,
     ExperimentRecalculationInput,
 )
+from observability.metrics import timed_recalculation
 
 log = logging.getLogger("flagship.timeseries")
 NOT_STARTED = "Cannot recalculate timeseries for experiment that hasn't started"
@@ -80,7 +81,7 @@ class TimeseriesActivities:
             await store.set_recalculation(session, recalc.id, "in_progress")
             await session.commit()
         try:
-            result = await self._backfill(recalc, inp.now)
+            result = await timed_recalculation("backfill", self._backfill(recalc, inp.now))
         except Exception as exc:
             await self._mark(recalc.id, "failed")
             log.warning("timeseries backfill %s failed: %s", recalc.id, exc)
@@ -194,7 +195,7 @@ class TimeseriesActivities:
                 return outcome
             metrics = await experiment_metrics(session, experiment)
         for metric in metrics:
-            if await self._refresh_metric(experiment, metric, inp.now):
+            if await timed_recalculation("daily", self._refresh_metric(experiment, metric, inp.now)):
                 outcome.succeeded += 1
             else:
                 outcome.failed += 1

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import uvicorn
 
+from observability.logs import configure_logging
+from observability.metrics import prepare_multiprocess
 from settings import load_settings
 
 
 def main() -> None:
     settings = load_settings()
+    configure_logging(settings)
+    prepare_multiprocess(settings.web_concurrency)  # WEB_CONCURRENCY processes share /metrics
     uvicorn.run(
         "api.asgi:app",
         host=settings.host,
         port=settings.port,
         workers=settings.web_concurrency if settings.web_concurrency > 1 else None,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers go through ours (observability/logs.py)
         access_log=False,
         # A worker-process restart must not leave half a request: uvicorn drains first.
         timeout_graceful_shutdown=10,

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
+from api import instrumentation
 from api.errors import install_error_handlers
 from api.flag_cache import FlagCache
 from api.routes import (
@@ -23,12 +24,15 @@ from api.routes import (
     holdouts,
     llm_prompts,
     local_evaluation,
+    query,
     saved_metrics,
+    timeseries,
 )
 from api.sdk_asgi import SdkFastPath
 from api.temporal import TemporalGateway
 from db.engine import make_async_engine, make_sessionmaker
 from db.events import EventWriter
+from observability.tracing import instrument_engine
 from settings import Settings, load_settings
 
 # Routers mounted under both /api/projects/{project_id} and its alias /api/environments/{project_id}.
@@ -43,6 +47,8 @@ PROJECT_ROUTERS: tuple[APIRouter, ...] = (
     saved_metrics.router,
     cohorts.router,
     llm_prompts.router,
+    timeseries.router,
+    query.router,
 )
 
 
@@ -51,7 +57,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_async_engine(settings.database_url)
+        engine = instrument_engine(make_async_engine(settings.database_url))  # SQL spans when tracing
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
@@ -74,10 +80,13 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         redoc_url=None,
         redirect_slashes=False,
         lifespan=lifespan,
+        telemetry=instrumentation.FASTAPI_TELEMETRY,
     )
     install_error_handlers(app)
     # /flags, /decide and capture are answered ahead of the FastAPI stack (api/sdk_asgi.py).
-    app.add_middleware(SdkFastPath, routes={**flags_eval.ROUTES, **capture.ROUTES})
+    sdk_routes = {**flags_eval.ROUTES, **capture.ROUTES}
+    app.add_middleware(SdkFastPath, routes=instrumentation.instrument_sdk_routes(sdk_routes, settings))
+    instrumentation.install(app, settings, sdk_routes)  # outermost: request id, access log, metrics, traces
     app.include_router(local_evaluation.router)
     app.include_router(health.router)
     app.include_router(accounts.router)

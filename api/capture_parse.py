@@ -173,7 +173,7 @@ def parse_iso(value: str) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Clock:
+class BatchClock:
     """What the batch says about the client's clock, to correct skewed event timestamps (as PostHog)."""
 
     now: datetime
@@ -181,7 +181,7 @@ class _Clock:
     historical: bool
 
 
-def batch_clock(payload: Any, now: datetime) -> _Clock:
+def batch_clock(payload: Any, now: datetime) -> BatchClock:
     sent_at = None
     historical = False
     if isinstance(payload, Mapping):
@@ -189,7 +189,7 @@ def batch_clock(payload: Any, now: datetime) -> _Clock:
         raw = payload.get("sent_at") or payload.get("sentAt") or payload.get("created_at")
         sent_at = parse_iso(raw) if isinstance(raw, str) else None
         historical = payload.get("historical_migration") is True
-    return _Clock(now, sent_at, historical)
+    return BatchClock(now, sent_at, historical)
 
 
 def _invalid(index: int, field: str, detail: str) -> PayloadError:
@@ -241,7 +241,7 @@ def _event_uuid(event: dict[str, Any], index: int) -> str:
         raise _invalid(index, "uuid", 'Event field "uuid" must be a valid UUID.') from None
 
 
-def _timestamp(event: dict[str, Any], props: dict[str, Any], clock: _Clock, index: int) -> datetime:
+def _timestamp(event: dict[str, Any], props: dict[str, Any], clock: BatchClock, index: int) -> datetime:
     """PostHog's rule: `offset` (ms ago) wins; else the timestamp shifted by the client's clock skew."""
     offset = event.get("offset")
     if type(offset) is int and 0 <= offset < 10**12:
@@ -268,7 +268,7 @@ def _with_person_updates(event: dict[str, Any], props: dict[str, Any]) -> dict[s
     return props
 
 
-def parse_event(event: Any, index: int, team_id: int, clock: _Clock) -> EventRow:
+def parse_event(event: Any, index: int, team_id: int, clock: BatchClock) -> EventRow:
     if type(event) is not dict:
         raise PayloadError("Invalid payload: every event must be a JSON object.", attr=f"batch__{index}")
     props = event.get("properties")
@@ -287,7 +287,7 @@ def parse_event(event: Any, index: int, team_id: int, clock: _Clock) -> EventRow
     )
 
 
-def parse_events(events: list[Any], team_id: int, clock: _Clock) -> list[EventRow]:
+def parse_events(events: list[Any], team_id: int, clock: BatchClock) -> list[EventRow]:
     """All or nothing: one malformed event refuses the whole batch."""
     return [parse_event(event, index, team_id, clock) for index, event in enumerate(events)]
 

@@ -22,8 +22,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError, RawError, not_found, service_unavailable
+from api.instrumentation import prepare_update, transition_outcome
 from api.temporal import TemporalGateway
 from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
+from observability.metrics import record_transition
 from workflows.constants import EXPERIMENT_WORKFLOW_TYPE, experiment_workflow_id
 from workflows.experiment_support import start_search_attributes
 
@@ -70,9 +72,34 @@ async def execute_update(
 ) -> ExperimentSnapshot:
     """Run one Update on the experiment's workflow (starting it if needed); bounded in time.
 
-    The common case is a running workflow, so a plain update goes first (one RPC, no
-    multi-operation); only when the workflow is missing or closed does Update-With-Start run.
+    The update carries the HTTP request's id (logged by the worker), and its outcome is counted in
+    flagship_experiment_transitions_total (a refusal that commands.send then finds applied anyway,
+    the rare aborted-update case, stays counted as refused).
     """
+    arg = prepare_update(arg, project_id, experiment_id, experiment_workflow_id(project_id, experiment_id))
+    try:
+        result = await _execute_update(
+            gateway, project_id, experiment_id, update, arg, start, flag_key, update_id
+        )
+    except UpdateRejected as rejected:
+        record_transition(update, transition_outcome(rejected.error))
+        raise
+    record_transition(update, "accepted")
+    return result
+
+
+async def _execute_update(
+    gateway: TemporalGateway,
+    project_id: int,
+    experiment_id: int,
+    update: str,
+    arg: BaseModel,
+    start: WorkflowInput,
+    flag_key: str | None,
+    update_id: str | None,
+) -> ExperimentSnapshot:
+    """The common case is a running workflow, so a plain update goes first (one RPC, no
+    multi-operation); only when the workflow is missing or closed does Update-With-Start run."""
     client = await gateway.client()
     try:
         async with asyncio.timeout(gateway.rpc_timeout.total_seconds() + 1):

@@ -74,6 +74,15 @@ def _render(flags: Sequence[dict[str, Any]], group_types: Mapping[str, int]) -> 
     return body, f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
+def _compile(row: dict[str, Any]) -> CompiledFlag | None:
+    """One unusable definition must not stop the whole cache from refreshing: it is left out, loudly."""
+    try:
+        return FlagDefinition.from_mapping(row).compiled
+    except Exception as error:
+        log.warning("flag cache: flag %s of project %s not served (%s)", row["key"], row["team_id"], error)
+        return None
+
+
 def build_project(
     project_id: int,
     token: str,
@@ -82,7 +91,7 @@ def build_project(
     group_types: Mapping[str, int],
 ) -> ProjectFlags:
     definitions = tuple(definition_out(flag) for flag in flags)
-    compiled = [FlagDefinition.from_mapping(row).compiled for row in definitions if row["active"]]
+    compiled = [flag for row in definitions if row["active"] and (flag := _compile(row)) is not None]
     body, etag = _render(definitions, group_types)
     return ProjectFlags(
         project_id=project_id,

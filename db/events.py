@@ -192,6 +192,8 @@ class EventWriter:
 
     async def write(self, rows: Sequence[EventRow]) -> None:
         job = _Job(rows, asyncio.get_running_loop().create_future())
+        # Marks a failure as retrieved even when the request that waited for it was cancelled meanwhile.
+        job.done.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._queue.put_nowait(job)
         # Shielded: a client that disconnects must not cancel a commit other requests share.
         await asyncio.shield(job.done)
@@ -208,41 +210,34 @@ class EventWriter:
         while True:
             jobs = self._take(await self._queue.get())
             try:
-                await self._commit([row for job in jobs for row in job.rows])
-            except Exception as error:
-                await self._commit_separately(jobs, error)
-                continue
-            for job in jobs:
-                if not job.done.done():
-                    job.done.set_result(None)
+                await self._commit_jobs(jobs)
+            finally:
+                for job in jobs:  # cancelled mid-commit (shutdown): nobody may wait forever
+                    if not job.done.done():
+                        job.done.cancel()
 
-    async def _commit_separately(self, jobs: list[_Job], error: Exception) -> None:
-        """One bad batch must not fail the others it was coalesced with: retry each on its own."""
-        if len(jobs) == 1:
-            log.warning("event write failed: %s", type(error).__name__)
-            if not jobs[0].done.done():
+    async def _commit_jobs(self, jobs: list[_Job]) -> None:
+        try:
+            await self._commit([row for job in jobs for row in job.rows])
+        except Exception as error:
+            if len(jobs) == 1:
+                log.warning("event write failed: %s", type(error).__name__)
                 jobs[0].done.set_exception(error)
+                return
+            # One bad batch must not fail the others it was coalesced with: retry each on its own.
+            for job in jobs:
+                await self._commit_jobs([job])
             return
         for job in jobs:
-            try:
-                await self._commit(list(job.rows))
-            except Exception as own_error:
-                log.warning("event write failed: %s", type(own_error).__name__)
-                if not job.done.done():
-                    job.done.set_exception(own_error)
-                continue
-            if not job.done.done():
-                job.done.set_result(None)
+            job.done.set_result(None)
 
     def _stale_definitions(self, rows: Sequence[EventRow]) -> list[tuple[int, str]]:
         now = time.monotonic()
+        touched = self._touched
         names = {(row.team_id, row.event) for row in rows}
-        stale = [
-            name
-            for name in names
-            if now - self._touched.get(name, -DEFINITION_TOUCH_SECONDS) >= DEFINITION_TOUCH_SECONDS
+        return [
+            name for name in names if name not in touched or now - touched[name] >= DEFINITION_TOUCH_SECONDS
         ]
-        return stale
 
     async def _commit(self, rows: list[EventRow]) -> None:
         stale = self._stale_definitions(rows)

@@ -101,6 +101,14 @@ def _variant_sum_is_100(variants: list[Any]) -> bool:
     return total == 100
 
 
+def _check_holdout(holdout: Any) -> None:
+    if holdout is None:
+        return
+    value = holdout.get("exclusion_percentage") if isinstance(holdout, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise _filters_error("Holdout exclusion_percentage must be a number between 0 and 100.")
+
+
 def _check_group_rollout(group: Mapping[str, Any]) -> None:
     value = group.get("rollout_percentage")
     if value is None:
@@ -138,8 +146,12 @@ def validate_flag_filters(filters: Mapping[str, Any]) -> None:
     Property-level checks that need the database (cohorts, flag dependencies) belong to the caller.
     """
     variants = flag_variants(filters)
+    if any(not isinstance(v, Mapping) or not isinstance(v.get("key"), str) for v in variants):
+        # The evaluation engine buckets by key: a variant without one could never be served.
+        raise _filters_error("Invalid variant definitions: every variant needs a string 'key'.")
     if variants and not _variant_sum_is_100(variants):
         raise _filters_error(MSG_VARIANT_SUM)
+    _check_holdout(filters.get("holdout"))
     variant_keys = set(flag_variant_keys(filters))
     groups = filters.get("groups") or []
     for group in groups if isinstance(groups, list) else []:

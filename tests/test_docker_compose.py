@@ -61,6 +61,7 @@ def test_every_part_of_the_stack_is_there(compose: dict[str, Any]) -> None:
         "temporal",
         "temporal-setup",
         "temporal-ui",
+        "prometheus",
         *FLAGSHIP_SERVICES,
     }
     assert expected <= set(services(compose))
@@ -128,6 +129,25 @@ def test_start_order_waits_for_health_and_one_shot_steps(compose: dict[str, Any]
     for name in ("api", "worker"):
         assert condition(name, "migrate") == "service_completed_successfully"
         assert condition(name, "temporal-setup") == "service_completed_successfully"
+
+
+def test_prometheus_scrapes_the_api_and_the_worker(compose: dict[str, Any]) -> None:
+    prometheus = services(compose)["prometheus"]
+    assert interpolate(prometheus["image"]).startswith("prom/prometheus:")
+    mounted = {volume.split(":")[0]: volume.split(":")[1] for volume in prometheus["volumes"]}
+    assert mounted["./deploy/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: (job.get("metrics_path", "/metrics"), target)
+        for job in config["scrape_configs"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
+    api_port = environment(services(compose)["api"])["PORT"]
+    worker_port = environment(services(compose)["worker"])["WORKER_METRICS_PORT"]
+    assert set(targets.values()) == {("/metrics", f"api:{api_port}"), ("/metrics", f"worker:{worker_port}")}
+    assert any(port.startswith("127.0.0.1:") for port in prometheus["ports"])
 
 
 def test_the_image_installs_the_project_without_dev_extras() -> None:

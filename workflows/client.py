@@ -14,6 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from observability.tracing import temporal_plugins
 from workflows.search_attributes import ALL_KEYS
 
 
@@ -26,15 +27,19 @@ async def connect(
         data_converter=pydantic_data_converter,
         lazy=lazy,
         runtime=runtime,
+        # OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set; none at all otherwise.
+        plugins=temporal_plugins(),
     )
 
 
-async def connect_with_retry(address: str, namespace: str, *, attempts: int = 30) -> Client:
+async def connect_with_retry(
+    address: str, namespace: str, *, attempts: int = 30, runtime: Runtime | None = None
+) -> Client:
     """Bounded exponential backoff, as PostHog's worker does: the server may still be starting."""
     delay = 0.2
     for attempt in range(attempts):
         try:
-            return await connect(address, namespace)
+            return await connect(address, namespace, runtime=runtime)
         except RuntimeError:
             if attempt == attempts - 1:
                 raise

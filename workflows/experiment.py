@@ -31,6 +31,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import experiment_support as support
     from workflows.experiment_timers import ExperimentTimers
+    from workflows.timeseries import start_recalculation_child
+
+# Patch id: from here on, launch and end start the metrics recalculation (a child workflow).
+RECALCULATE_ON_LAUNCH_AND_END = "recalculate-on-launch-end-2026-12"
 
 
 @workflow.defn(name="experiment")
@@ -46,6 +50,7 @@ class ExperimentWorkflow(ExperimentTimers):
     async def run(self, inp: WorkflowInput) -> ExperimentSnapshot | None:
         while True:
             await self._sleep_until_woken()
+            await self._start_recalculations()
             if self._finished or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._finished:
@@ -76,6 +81,13 @@ class ExperimentWorkflow(ExperimentTimers):
         # The timer fired: everything due by `deadline` is due now, even if workflow time is a
         # hair earlier (timers round), or the loop would spin without ever yielding.
         await self._on_deadline(deadline)
+
+    async def _start_recalculations(self) -> None:
+        while self._recalculations:
+            reason = self._recalculations.pop(0)
+            # Histories recorded before results existed never started these children.
+            if workflow.patched(RECALCULATE_ON_LAUNCH_AND_END):
+                await start_recalculation_child(self._project_id, self._experiment_id, reason)
 
     def _should_wake(self) -> bool:
         return self._wake or self._finished or workflow.info().is_continue_as_new_suggested()

@@ -45,6 +45,7 @@ class ExperimentCore:
         self._wake = False  # a handler changed what the run loop waits for
         self._lock = asyncio.Lock()
         self._abandoned = False
+        self._recalculations: list[str] = []  # reasons queued for the run loop
         # What visibility shows now; the start carried status and flag key but never the name.
         self._published: support.Published | None = None
 
@@ -206,7 +207,17 @@ class ExperimentCore:
         if update_id is not None:
             self._results[update_id] = snapshot
         self._publish(snapshot)
+        self._queue_recalculation(before, snapshot)
         self._wake = True
+
+    def _queue_recalculation(self, before: ExperimentSnapshot | None, after: ExperimentSnapshot) -> None:
+        """Launch and end refresh the results; the run loop starts it, so no caller waits for it."""
+        if before is None:
+            return
+        if before.start_date is None and after.start_date is not None:
+            self._recalculations.append("experiment_launch")
+        elif before.end_date is None and after.end_date is not None and after.start_date is not None:
+            self._recalculations.append("experiment_stop")
 
     def _note(
         self, operation: str, outcome: str, via: str, actor_id: int | None, detail: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -110,7 +110,9 @@ class ExperimentRecalculationWorkflow:
 def _nominal_time() -> datetime:
     """The schedule's nominal start (stable if the run starts late), else the workflow clock."""
     scheduled = workflow.info().typed_search_attributes.get(_SCHEDULED_START)
-    return scheduled if scheduled is not None else workflow.now()
+    if scheduled is None:
+        return workflow.now()
+    return scheduled if scheduled.tzinfo is not None else scheduled.replace(tzinfo=UTC)
 
 
 @workflow.defn(name=DAILY_WORKFLOW_TYPE)

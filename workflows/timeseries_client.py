@@ -15,6 +15,7 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
@@ -24,6 +25,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.plugin import SimplePlugin
+from temporalio.service import RPCError
 
 from domain.timeseries_messages import DailyInput, ExperimentRecalculationInput, RecalculationInput
 from workflows.timeseries_names import (
@@ -79,7 +81,8 @@ def daily_schedule(task_queue: str) -> Schedule:
         action=ScheduleActionStartWorkflow(
             DAILY_WORKFLOW_TYPE, DailyInput(), id=DAILY_SCHEDULE_ID, task_queue=task_queue
         ),
-        spec=ScheduleSpec(cron_expressions=["0 * * * *"]),
+        # Intervals are aligned to the Unix epoch: every run starts on the hour, UTC.
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(hours=1)),
     )
 
@@ -104,8 +107,13 @@ def daily_schedule_plugin(client: Client, task_queue: str) -> SimplePlugin:
 
     @contextlib.asynccontextmanager
     async def ensure() -> AsyncIterator[None]:
-        await ensure_daily_schedule(client, task_queue)
-        log.info("daily experiment recalculation schedule %s ensured", DAILY_SCHEDULE_ID)
+        try:
+            await ensure_daily_schedule(client, task_queue)
+            log.info("daily experiment recalculation schedule %s ensured", DAILY_SCHEDULE_ID)
+        except RPCError as err:
+            # Experiment lifecycles matter more than tomorrow's refresh: run anyway, and let the
+            # next worker start (or any other worker) create the schedule.
+            log.warning("could not ensure schedule %s: %s", DAILY_SCHEDULE_ID, err)
         yield
 
     return SimplePlugin("flagship.timeseries-schedule", run_context=ensure)

@@ -25,6 +25,7 @@ from api.sdk_asgi import Routes, SdkRequest, SdkResponse, error_response, json_r
 from db.events import EventRow, EventWriter, ensure_group_types
 from db.tables.groups import MAX_GROUP_TYPES
 from db.types import utcnow
+from observability.metrics import EVENTS_INGESTED
 
 NO_API_KEY = "API key not provided. You can find your project API key in PostHog project settings."
 BAD_API_KEY = "Project API key invalid. You can find your project API key in PostHog project settings."
@@ -96,6 +97,7 @@ async def _ingest(request: SdkRequest, token: str | None, payload: Any, events: 
     except Exception:
         detail = "The events could not be stored. Try again shortly."
         raise CaptureRefused(error_response(503, "server_error", "service_unavailable", detail)) from None
+    EVENTS_INGESTED.inc(len(rows))
     return rows
 
 

@@ -14,8 +14,10 @@ from db.types import JSONType, UTCDateTime, utcnow
 class Event(SQLModel, table=True):
     __tablename__ = "event"
     __table_args__ = (
-        # Experiment analysis scans one project's events by name in time order.
-        Index("ix_event_team_event_ts", "team_id", "event", "timestamp"),
+        # Experiment analysis scans one project's events by name in time order; with distinct_id in
+        # the index, events read without properties never touch the table (10x on SQLite:
+        # db/metric_events.py, bench/timeseries.py).
+        Index("ix_event_team_event_ts", "team_id", "event", "timestamp", "distinct_id"),
         UniqueConstraint("team_id", "uuid", name="uq_event_team_uuid"),
     )
 

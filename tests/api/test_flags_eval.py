@@ -245,6 +245,21 @@ async def test_holdout_users_get_the_holdout_variant(api: ApiClient, credentials
     assert 60 < reasons["holdout_condition_value"] < 120 and reasons["condition_match"] > 150
 
 
+async def test_a_definition_the_engine_cannot_compile_does_not_stall_the_cache(
+    api: ApiClient, credentials: Credentials
+) -> None:
+    # Both pass the flags API's validation today, yet the engine cannot compile them.
+    await create_flag(
+        api, "no-variant-key", {**rollout(100), "multivariate": {"variants": [{"rollout_percentage": 100}]}}
+    )
+    await create_flag(api, "bad-holdout", {**rollout(100), "holdout": {"id": 1, "exclusion_percentage": "x"}})
+    await create_flag(api, "fine", rollout(100))
+    answer = await eventually(api, body(credentials), lambda a: "fine" in a["flags"])
+    assert set(answer["flags"]) == {"fine"}
+    await create_flag(api, "later", rollout(100))
+    await eventually(api, body(credentials), lambda a: set(a["flags"]) == {"fine", "later"})
+
+
 async def test_a_change_is_visible_within_one_second(api: ApiClient, credentials: Credentials) -> None:
     flag = await create_flag(api, "dial", rollout(0))
     await eventually(api, body(credentials), lambda a: a["featureFlags"].get("dial") is False)

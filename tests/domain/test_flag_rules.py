@@ -348,3 +348,17 @@ def test_parameters_back_sync_from_flag() -> None:
         "feature_flag_variants": [],
         "aggregation_group_type_index": 2,
     }
+
+
+def test_filters_the_engine_could_not_serve_are_refused() -> None:
+    import pytest
+
+    from domain.errors import ValidationFailed
+    from domain.flag_rules import validate_flag_filters
+
+    bad_variant = {"multivariate": {"variants": [{"rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}}
+    bad_holdout = {"holdout": {"id": 1, "exclusion_percentage": "ten"}}
+    for filters in (bad_variant, bad_holdout):
+        with pytest.raises(ValidationFailed) as err:
+            validate_flag_filters(filters)
+        assert err.value.attr == "filters"

@@ -107,7 +107,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('team_id', 'uuid', name='uq_event_team_uuid')
     )
     with op.batch_alter_table('event', schema=None) as batch_op:
-        batch_op.create_index('ix_event_team_event_ts', ['team_id', 'event', 'timestamp'], unique=False)
+        batch_op.create_index('ix_event_team_event_ts', ['team_id', 'event', 'timestamp', 'distinct_id'], unique=False)
 
     op.create_table('event_definition',
     sa.Column('id', sa.Integer(), nullable=False),

@@ -1,0 +1,158 @@
+"""A pure-ASGI fast path for the SDK endpoints (/flags, /decide, capture), ahead of FastAPI's stack.
+
+Profiling showed the framework, not the work, dominating these requests: FastAPI's middleware layers,
+the nested router match and Starlette's Request/Response objects cost more than evaluating a flag.
+So `SdkFastPath` (installed as the outermost user middleware) answers these paths itself from the ASGI
+scope, and hands everything else to the app untouched. Handlers get a minimal `SdkRequest` and return
+bytes; they never raise for client errors.
+
+Consequence: middleware added to the app *before* this one (so inside it) never sees SDK traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.capture_parse import MAX_BODY_BYTES
+
+log = logging.getLogger("flagship.api")
+
+_JSON = (b"content-type", b"application/json")
+# The only request headers the SDK handlers read.
+_WANTED_HEADERS = frozenset({"content-encoding", "content-type", "authorization", "origin"})
+
+
+@dataclass(slots=True)
+class SdkRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    state: Any  # the app's state: flag_cache, event_writer, engine
+
+
+@dataclass(slots=True)
+class SdkResponse:
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+Handler = Callable[[SdkRequest], Awaitable[SdkResponse]]
+Routes = Mapping[str, tuple[frozenset[str], Handler]]
+
+
+def json_response(body: Any, status: int = 200) -> SdkResponse:
+    return SdkResponse(status, orjson.dumps(body))
+
+
+def error_response(status: int, type_: str, code: str, detail: str, attr: str | None = None) -> SdkResponse:
+    return json_response({"type": type_, "code": code, "detail": detail, "attr": attr}, status)
+
+
+def route_key(path: str) -> str:
+    """Both spellings of a path are one route: SDKs disagree about the slash, and a redirect would drop
+    the POST body in some clients."""
+    return path.rstrip("/") or "/"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None when the client disconnected first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1")
+        if name in _WANTED_HEADERS:
+            found[name] = raw_value.decode("latin-1")
+    return found
+
+
+def _cors(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Browsers (posthog-js) call these endpoints cross-origin, as they do PostHog's own."""
+    origin = headers.get("origin")
+    if not origin:
+        return []
+    return [
+        (b"access-control-allow-origin", origin.encode("latin-1")),
+        (b"access-control-allow-credentials", b"true"),
+        (b"vary", b"Origin"),
+    ]
+
+
+_PREFLIGHT = [
+    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+    (b"access-control-allow-headers", b"content-type, content-encoding, authorization"),
+    (b"access-control-max-age", b"86400"),
+]
+
+
+class SdkFastPath:
+    def __init__(self, app: ASGIApp, routes: Routes) -> None:
+        self.app = app
+        self.routes = {route_key(path): spec for path, spec in routes.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(route_key(scope["path"])) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        response = await self._answer(scope, receive, route)
+        if response is None:
+            return
+        headers = [_JSON, (b"content-length", str(len(response.body)).encode()), *response.headers]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, route: tuple[frozenset[str], Handler]
+    ) -> SdkResponse | None:
+        methods, handler = route
+        headers = _headers(scope)
+        method = scope["method"]
+        if method == "OPTIONS":
+            return SdkResponse(200, b"", _cors(headers) + _PREFLIGHT)
+        if method not in methods:
+            detail = f'Method "{method}" not allowed.'
+            return error_response(405, "invalid_request", "method_not_allowed", detail)
+        try:
+            body = await _read_body(receive)
+        except _TooLarge:
+            return error_response(413, "invalid_request", "payload_too_large", "Request body is too large.")
+        if body is None:
+            return None  # the client went away
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        request = SdkRequest(method, scope["path"], query, headers, body, scope["app"].state)
+        try:
+            response = await handler(request)
+        except Exception:
+            log.exception("unhandled error on %s", scope["path"])
+            response = error_response(500, "server_error", "error", "A server error occurred.")
+        response.headers.extend(_cors(headers))
+        return response

@@ -1,0 +1,267 @@
+"""What Prometheus metrics cost on the /flags hot path: the same load with FLAGSHIP_METRICS=1 and =0.
+
+    .venv/bin/python bench/flags_metrics_overhead.py [--seconds 3] [--rounds 6] [--connections 64]
+
+Two real APIs (`python -m api`, one process each, as bench/flags.py starts it), one with metrics on
+and one with them off, each on its own SQLite file with the same 100 flags. Each round loads both,
+back to back in alternating order. Printed per load: the best throughput of each, and the API
+process's CPU time per request (median of the rounds), which is what throughput is the inverse of
+and which stays put when other work on the machine takes CPU from the API; the loss figures
+compare those. Also printed: the in-process cost of the per-request metrics bookkeeping. Target:
+≤ 5 % loss. Prints figures; it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.flags import _create_flags, _env, _load, free_port  # noqa: E402
+
+# Both APIs on CPU 0 and the load generators (children of this process) on CPU 1: otherwise the
+# scheduler's placement differs between the two servers and biases the comparison by several %.
+PIN = hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
+MODES = {"one": "/flags one flag (get_feature_flag)", "all": "/flags all 100 flags"}
+
+
+@dataclass(frozen=True)
+class Server:
+    port: int
+    pid: int
+    database_url: str
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the API process (WEB_CONCURRENCY=1: uvicorn serves in it)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def api(metrics: bool) -> Iterator[Server]:
+    """A migrated, bootstrapped API with 100 flags, metrics on or off."""
+    with tempfile.TemporaryDirectory(prefix="flagship-bench-metrics-") as tmp:
+        port = free_port()
+        env = _env(Path(tmp), port, 1) | {"FLAGSHIP_METRICS": "1" if metrics else "0"}
+        subprocess.run(
+            [sys.executable, "-m", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+        )
+        if PIN:
+            os.sched_setaffinity(process.pid, {0})
+        try:
+            _create_flags(port)
+            yield Server(port, process.pid, env["DATABASE_URL"])
+        finally:
+            process.terminate()
+            process.wait(15)
+
+
+def in_process_cost(rounds: int = 200_000) -> tuple[float, float]:
+    """µs per /flags request of the request middleware's bookkeeping (request id, route, metrics),
+    with metrics on and off: the part of a request that the switch changes."""
+    from api.instrumentation import route_counters
+    from observability.http import RequestMiddleware
+
+    async def app(_scope: Any, _receive: Any, _send: Any) -> None:
+        return None
+
+    scope = {"type": "http", "method": "POST", "path": "/flags/", "headers": []}
+    figures = []
+    for enabled in (True, False):
+        middleware = RequestMiddleware(
+            app, sdk_paths=["/flags"], metrics_enabled=enabled, route_counters=route_counters()
+        )
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            for _ in range(rounds):
+                middleware._finish(scope, 200, 0.0004)
+            best = min(best, (time.perf_counter() - started) / rounds * 1e6)
+        figures.append(best)
+    return figures[0], figures[1]
+
+
+def _flags_scope(body: bytes) -> tuple[dict[str, Any], Any]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/flags/",
+        "raw_path": b"/flags/",
+        "query_string": b"v=2",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return scope, receive
+
+
+async def _check_serves(app: Any, body: bytes) -> None:
+    """The flag cache has loaded: an answer with every flag, not a 503."""
+    messages: list[dict[str, Any]] = []
+
+    async def keep(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    for _ in range(100):
+        messages.clear()
+        await app(*_flags_scope(body), keep)
+        if messages[0]["status"] == 200 and len(orjson.loads(messages[1]["body"])["flags"]) == 100:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the in-process app does not serve the flags: {messages}")
+
+
+def _bodies(requests: int) -> dict[str, list[bytes]]:
+    from bench.flags import TOKEN, person
+
+    return {
+        mode: [
+            orjson.dumps(
+                {"api_key": TOKEN, "distinct_id": f"user-{n}", "person_properties": person(n)} | extra
+            )
+            for n in range(requests)
+        ]
+        for mode, extra in (("one", {"flag_keys_to_evaluate": ["flag-7"]}), ("all", {}))
+    }
+
+
+async def _time_block(app: Any, payloads: list[bytes]) -> float:
+    async def send(_message: Any) -> None:
+        return None
+
+    gc.collect()
+    started = time.perf_counter()
+    for body in payloads:
+        await app(*_flags_scope(body), send)
+    return (time.perf_counter() - started) / len(payloads) * 1e6
+
+
+AppFigures = dict[str, tuple[float, float, float]]  # mode -> best µs on, best µs off, median loss %
+
+
+async def app_cost(database_url: str, rounds: int = 15, requests: int = 400) -> AppFigures:
+    """µs per /flags request through the whole app in-process (ASGI, no network, no uvicorn), with
+    metrics on and off. Blocks alternate between the two apps; each round's pair gives a loss, and
+    the median of those is robust to bursts of other work on the machine."""
+    from asgi_lifespan import LifespanManager
+
+    from api.app import create_app
+    from settings import Settings
+
+    bodies = _bodies(requests)
+    times: dict[tuple[str, bool], list[float]] = {}
+    async with AsyncExitStack() as stack:
+        apps = {}
+        for metrics in (True, False):
+            settings = Settings(
+                database_url=database_url, temporal_address="127.0.0.1:1", metrics_enabled=metrics
+            )
+            apps[metrics] = (await stack.enter_async_context(LifespanManager(create_app(settings)))).app
+            await _check_serves(apps[metrics], bodies["all"][0])
+        for round_ in range(rounds):
+            for mode, payloads in bodies.items():
+                for metrics in (True, False) if round_ % 2 == 0 else (False, True):
+                    times.setdefault((mode, metrics), []).append(await _time_block(apps[metrics], payloads))
+    out: AppFigures = {}
+    for mode in bodies:
+        on, off = times[(mode, True)], times[(mode, False)]
+        losses = [(a - b) / a * 100 for a, b in zip(on, off, strict=True)]
+        out[mode] = (min(on), min(off), statistics.median(losses))
+    return out
+
+
+Figures = dict[tuple[str, bool], list[tuple[float, float]]]  # (req/s, server CPU µs per request)
+
+
+def measure(servers: dict[bool, Server], args: argparse.Namespace) -> Figures:
+    """Each round loads both APIs back to back, in alternating order, so a burst of other work on
+    the machine lands on one pair instead of biasing one side."""
+    for server in servers.values():
+        _load(server.port, "all", 2, args.connections)  # warm-up
+    figures: Figures = {}
+    for round_ in range(args.rounds):
+        for mode in MODES:
+            for metrics in (True, False) if round_ % 2 == 0 else (False, True):
+                server = servers[metrics]
+                cpu = server.cpu_seconds()
+                result = _load(server.port, mode, args.seconds, args.connections)
+                per_request = (server.cpu_seconds() - cpu) / result["requests"] * 1e6
+                figures.setdefault((mode, metrics), []).append((float(result["rps"]), per_request))
+    return figures
+
+
+def report(figures: Figures, app: AppFigures, args: argparse.Namespace, costs: tuple[float, float]) -> None:
+    print(
+        f"Flagship /flags with metrics on (FLAGSHIP_METRICS=1) and off (=0), 100 active flags;"
+        f" over HTTP: {args.connections} connections, {args.rounds} rounds of {args.seconds:g} s each"
+    )
+    print(f"  metrics bookkeeping per request (in-process)  {costs[0]:5.2f} µs on   {costs[1]:5.2f} µs off")
+    for mode, name in MODES.items():
+        on, off = figures[(mode, True)], figures[(mode, False)]
+        best_on, best_off = max(r for r, _ in on), max(r for r, _ in off)
+        cpu_on, cpu_off = statistics.median(c for _, c in on), statistics.median(c for _, c in off)
+        app_on, app_off, app_loss = app[mode]
+        print(f"  {name}")
+        print(
+            f"    whole app in-process  on {app_on:>8.1f} µs/req    off {app_off:>8.1f} µs/req"
+            f"    loss {app_loss:5.1f} %   (median of paired rounds; best rounds shown)"
+        )
+        # CPU per request is what throughput is the inverse of when the API is CPU-bound, and it
+        # does not move when other processes take CPU time from the API.
+        print(
+            f"    HTTP, server CPU      on {cpu_on:>8.1f} µs/req    off {cpu_off:>8.1f} µs/req"
+            f"    loss {(cpu_on - cpu_off) / cpu_on * 100:5.1f} %   (median of rounds)"
+        )
+        print(
+            f"    HTTP, throughput      on {best_on:>8,.0f} req/s     off {best_off:>8,.0f} req/s"
+            f"     loss {(best_off - best_on) / best_off * 100:5.1f} %   (best round)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    costs = in_process_cost()
+    if PIN:
+        os.sched_setaffinity(0, {1})  # the load generators, children of this process, run on CPU 1
+    with ExitStack() as stack:
+        servers = {metrics: stack.enter_context(api(metrics)) for metrics in (True, False)}
+        figures = measure(servers, args)
+        if PIN:
+            os.sched_setaffinity(0, {0})
+        app = asyncio.run(app_cost(servers[True].database_url))
+    report(figures, app, args, costs)
+
+
+if __name__ == "__main__":
+    main()

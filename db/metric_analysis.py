@@ -1,0 +1,145 @@
+"""Analysing an experiment's metric from stored events: the one code path the results query, the
+timeseries backfill, the daily refresh and the benchmark all run.
+
+Load the experiment's facts once (`analysis_context`), load the events the metric needs in one query
+(`db.metric_events`), then run the pure engine in a thread (`domain.metric_engine`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.experiment_assets import links_of, saved_metrics_by_ids
+from db.metric_events import load_events
+from db.tables import Action, Experiment, FeatureFlag, Project
+from domain.fingerprint import compute_metric_fingerprint
+from domain.flag_rules import flag_variant_keys
+from domain.metric_engine import (
+    ExperimentSpec,
+    MetricEngineError,
+    exposure_counts,
+    exposure_query_needs,
+    metric_needs,
+    metric_series,
+    to_micros,
+)
+from domain.metric_engine.needs import action_ids
+from domain.metric_engine.spec import ActionSteps
+
+NOT_STARTED = "Experiment has not been started yet"
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """An experiment as analysed: its spec plus the row facts callers report alongside results."""
+
+    spec: ExperimentSpec
+    team_id: int
+    experiment_id: int
+    start_date: datetime
+    end_date: datetime | None
+    timezone: str
+
+
+async def _actions(session: AsyncSession, team_id: int, ids: set[int]) -> dict[int, ActionSteps]:
+    if not ids:
+        return {}
+    rows = (
+        await session.exec(
+            select(Action).where(
+                Action.team_id == team_id, col(Action.id).in_(ids), col(Action.deleted).is_(False)
+            )
+        )
+    ).all()
+    return {row.id: tuple(row.steps or ()) for row in rows if row.id is not None}
+
+
+async def analysis_context(
+    session: AsyncSession, experiment: Experiment, metrics: Sequence[Mapping[str, Any]] = ()
+) -> AnalysisContext:
+    """The spec for `experiment`, resolving the actions `metrics` and the exposure refer to."""
+    if experiment.start_date is None or experiment.id is None:
+        raise MetricEngineError(NOT_STARTED)
+    flag = await session.get(FeatureFlag, experiment.feature_flag_id)
+    project = await session.get(Project, experiment.team_id)
+    if flag is None or project is None:
+        raise MetricEngineError("The experiment's feature flag no longer exists")
+    if (flag.filters or {}).get("aggregation_group_type_index") is not None:
+        # Entities are distinct ids; counting a group-aggregated flag per user would be wrong.
+        raise MetricEngineError("Experiments on group-aggregated flags are not supported yet")
+    criteria = experiment.exposure_criteria or {}
+    config = criteria.get("exposure_config") if isinstance(criteria.get("exposure_config"), dict) else None
+    ids = action_ids(metrics, config)
+    spec = ExperimentSpec(
+        flag_key=flag.key,
+        variant_keys=tuple(flag_variant_keys(flag.filters)),
+        start=to_micros(experiment.start_date),
+        end=to_micros(experiment.end_date) if experiment.end_date is not None else None,
+        holdout_id=experiment.holdout_id,
+        exposure_criteria=experiment.exposure_criteria,
+        stats_config=experiment.stats_config,
+        only_count_matured_users=experiment.only_count_matured_users,
+        excluded_variants=tuple((experiment.parameters or {}).get("excluded_variants") or ()),
+        timezone=project.timezone,
+        actions=await _actions(session, experiment.team_id, ids),
+    )
+    return AnalysisContext(
+        spec, experiment.team_id, experiment.id, experiment.start_date, experiment.end_date, project.timezone
+    )
+
+
+def _until(spec: ExperimentSpec, as_of: Sequence[int]) -> int:
+    """Exclusive upper bound of the one event query: the last boundary, or just past the end."""
+    last = max(as_of)
+    return min(last, spec.end + 1) if spec.end is not None else last
+
+
+async def metric_results(
+    session: AsyncSession, context: AnalysisContext, metric: Mapping[str, Any], as_of: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Results as of each boundary (ascending µs), from one event query and one sweep."""
+    spec = context.spec
+    if not as_of:
+        return []
+    needs = metric_needs(spec, metric)  # validates the metric before any I/O
+    events = await load_events(session, context.team_id, needs, spec.start, _until(spec, as_of))
+    return await asyncio.to_thread(metric_series, spec, metric, events, list(as_of))
+
+
+async def exposure_results(session: AsyncSession, context: AnalysisContext, as_of: int) -> dict[str, Any]:
+    spec = context.spec
+    events = await load_events(
+        session, context.team_id, exposure_query_needs(spec), spec.start, _until(spec, [as_of])
+    )
+    return await asyncio.to_thread(exposure_counts, events, spec, as_of)
+
+
+def metric_fingerprint(experiment: Experiment, metric: Mapping[str, Any]) -> str:
+    """The fingerprint the experiment's current settings give this metric (reference §1.10)."""
+    return compute_metric_fingerprint(
+        metric,
+        experiment.start_date,
+        (experiment.stats_config or {}).get("method") or "bayesian",
+        experiment.exposure_criteria,
+        experiment.only_count_matured_users,
+        (experiment.parameters or {}).get("excluded_variants") or [],
+    )
+
+
+async def experiment_metrics(session: AsyncSession, experiment: Experiment) -> list[dict[str, Any]]:
+    """Inline primary and secondary metrics, then linked saved metrics, each with a uuid."""
+    inline = [
+        m for m in [*(experiment.metrics or []), *(experiment.metrics_secondary or [])] if isinstance(m, dict)
+    ]
+    assert experiment.id is not None
+    links = await links_of(session, experiment.id)
+    saved = await saved_metrics_by_ids(session, experiment.team_id, [link.saved_metric_id for link in links])
+    shared = [dict(row.query) for row in saved.values() if isinstance(row.query, dict)]
+    return [m for m in [*inline, *shared] if m.get("uuid")]
