@@ -356,7 +356,9 @@ def test_filters_the_engine_could_not_serve_are_refused() -> None:
     from domain.errors import ValidationFailed
     from domain.flag_rules import validate_flag_filters
 
-    bad_variant = {"multivariate": {"variants": [{"rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}}
+    bad_variant = {
+        "multivariate": {"variants": [{"rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}
+    }
     bad_holdout = {"holdout": {"id": 1, "exclusion_percentage": "ten"}}
     for filters in (bad_variant, bad_holdout):
         with pytest.raises(ValidationFailed) as err:

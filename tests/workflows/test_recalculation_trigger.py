@@ -14,7 +14,11 @@ from workflows.timeseries_names import experiment_recalculation_workflow_id
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-METRIC = {"kind": "ExperimentMetric", "metric_type": "mean", "source": {"kind": "EventsNode", "event": "purchase"}}
+METRIC = {
+    "kind": "ExperimentMetric",
+    "metric_type": "mean",
+    "source": {"kind": "EventsNode", "event": "purchase"},
+}
 
 
 @pytest.fixture
