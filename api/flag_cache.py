@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.schemas.flags import minimal_flag_out
 from db.engine import make_sessionmaker
 from db.flag_snapshot import FlagMarker, flag_markers, group_type_mappings, live_flags, project_tokens
 from db.tables import FeatureFlag
@@ -51,21 +52,9 @@ class ProjectFlags:
 
 
 def definition_out(flag: FeatureFlag) -> dict[str, Any]:
-    """A flag as the local-evaluation endpoints list it (posthog-clients.md §4)."""
-    return {
-        "id": flag.id,
-        "team_id": flag.team_id,
-        "name": flag.name,
-        "key": flag.key,
-        "filters": flag.filters,
-        "deleted": flag.deleted,
-        "active": flag.active,
-        "ensure_experience_continuity": flag.ensure_experience_continuity,
-        "version": flag.version,
-        "has_encrypted_payloads": False,
-        "evaluation_runtime": flag.evaluation_runtime,
-        "evaluation_tags": list(flag.evaluation_tags),
-    }
+    """A flag as the local-evaluation endpoints list it (posthog-clients.md §4): the same
+    fields as an experiment's `feature_flag`."""
+    return minimal_flag_out(flag)
 
 
 def _render(flags: Sequence[dict[str, Any]], group_types: Mapping[str, int]) -> tuple[bytes, str]:

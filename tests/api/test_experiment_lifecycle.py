@@ -7,23 +7,9 @@ from typing import Any
 import pytest
 
 from tests.support.api_client import ApiClient
+from tests.support.experiments import action, create_experiment
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-async def create_experiment(api: ApiClient, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "name": "Checkout test",
-        "feature_flag_key": "checkout-test",
-        "allow_unknown_events": True,
-    } | overrides
-    r = await api.post(api.project("experiments/"), body)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
-
-
-async def action(api: ApiClient, eid: int, name: str, body: Any = None) -> Any:
-    return await api.post(api.project(f"experiments/{eid}/{name}/"), body)
 
 
 def error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict[str, Any]:
