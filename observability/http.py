@@ -57,13 +57,6 @@ def _template(scope: Scope) -> str | None:
     return path if isinstance(path, str) else None
 
 
-def _incoming_id(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
-    for name, value in headers:
-        if name == _HEADER:
-            return value
-    return None
-
-
 # For a route: given method and status, the extra counter child one such request moves, if any
 # (flag evaluations on /flags), bound once per (method, route, status) like the HTTP ones.
 RouteCounter = Callable[[str, int], CounterChild | None]
@@ -88,7 +81,14 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accepted_request_id(_incoming_id(scope["headers"])) or new_request_id()
+        # Inlined rather than helper calls: this runs for every /flags answer.
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == _HEADER:
+                request_id = accepted_request_id(value)
+                break
+        if request_id is None:
+            request_id = new_request_id()
         token = CURRENT.set(LogContext(request_id))
         header = (_HEADER, request_id.encode())
         status = 500  # what the server answers when the app raises before responding
@@ -108,13 +108,15 @@ class RequestMiddleware:
             CURRENT.reset(token)
 
     def _finish(self, scope: Scope, status: int, elapsed: float) -> None:
-        route, sdk = route_label(scope, self.sdk_paths)
-        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        route = scope["path"].rstrip("/") or "/"
+        sdk = route in self.sdk_paths
+        if not sdk:
+            route = _template(scope) or "unmatched"
+        method = scope["method"]
         if self.metrics_enabled:
-            key = (method, route, status)
-            children = self._children.get(key)
+            children = self._children.get((method, route, status))
             if children is None:
-                children = self._children[key] = self._bind(method, route, status)
+                children = self._children[(method, route, status)] = self._bind(method, route, status)
             children[0].inc()
             children[1].observe(elapsed)
             if children[2] is not None:
@@ -123,7 +125,8 @@ class RequestMiddleware:
         if log.isEnabledFor(level):
             _access_line(level, method, scope, route, status, elapsed)
 
-    def _bind(self, method: str, route: str, status: int) -> _Children:
+    def _bind(self, raw_method: str, route: str, status: int) -> _Children:
+        method = raw_method if raw_method in _METHODS else "OTHER"
         extra = self.route_counters.get(route)
         return (
             metrics.HTTP_REQUESTS.labels(method, route, str(status)),
