@@ -163,37 +163,53 @@ async def _time_block(app: Any, payloads: list[bytes]) -> float:
     return (time.perf_counter() - started) / len(payloads) * 1e6
 
 
-AppFigures = dict[str, tuple[float, float, float]]  # mode -> best µs on, best µs off, median loss %
+# mode -> best µs on, best µs off, median loss %, best µs without the request middleware at all
+AppFigures = dict[str, tuple[float, float, float, float]]
+
+
+def _app(database_url: str, metrics: bool | None) -> Any:
+    """The API app; metrics None: without observability's request middleware (request ids, access
+    log, HTTP metrics), for reference only: that is no configuration Flagship offers."""
+    from api.app import create_app
+    from observability.http import RequestMiddleware
+    from settings import Settings
+
+    settings = Settings(
+        database_url=database_url, temporal_address="127.0.0.1:1", metrics_enabled=bool(metrics)
+    )
+    app = create_app(settings)
+    if metrics is None:
+        app.user_middleware = [
+            m for m in app.user_middleware if getattr(m, "cls", None) is not RequestMiddleware
+        ]
+    return app
 
 
 async def app_cost(database_url: str, rounds: int = 15, requests: int = 400) -> AppFigures:
     """µs per /flags request through the whole app in-process (ASGI, no network, no uvicorn), with
-    metrics on and off. Blocks alternate between the two apps; each round's pair gives a loss, and
-    the median of those is robust to bursts of other work on the machine."""
+    metrics on and off. Blocks alternate between the apps; each round's on/off pair gives a loss,
+    and the median of those is robust to bursts of other work on the machine."""
     from asgi_lifespan import LifespanManager
 
-    from api.app import create_app
-    from settings import Settings
-
     bodies = _bodies(requests)
-    times: dict[tuple[str, bool], list[float]] = {}
+    variants: tuple[bool | None, ...] = (True, False, None)
+    times: dict[tuple[str, bool | None], list[float]] = {}
     async with AsyncExitStack() as stack:
         apps = {}
-        for metrics in (True, False):
-            settings = Settings(
-                database_url=database_url, temporal_address="127.0.0.1:1", metrics_enabled=metrics
-            )
-            apps[metrics] = (await stack.enter_async_context(LifespanManager(create_app(settings)))).app
+        for metrics in variants:
+            apps[metrics] = (
+                await stack.enter_async_context(LifespanManager(_app(database_url, metrics)))
+            ).app
             await _check_serves(apps[metrics], bodies["all"][0])
         for round_ in range(rounds):
             for mode, payloads in bodies.items():
-                for metrics in (True, False) if round_ % 2 == 0 else (False, True):
+                for metrics in variants if round_ % 2 == 0 else variants[::-1]:
                     times.setdefault((mode, metrics), []).append(await _time_block(apps[metrics], payloads))
     out: AppFigures = {}
     for mode in bodies:
         on, off = times[(mode, True)], times[(mode, False)]
         losses = [(a - b) / a * 100 for a, b in zip(on, off, strict=True)]
-        out[mode] = (min(on), min(off), statistics.median(losses))
+        out[mode] = (min(on), min(off), statistics.median(losses), min(times[(mode, None)]))
     return out
 
 
@@ -227,11 +243,15 @@ def report(figures: Figures, app: AppFigures, args: argparse.Namespace, costs: t
         on, off = figures[(mode, True)], figures[(mode, False)]
         best_on, best_off = max(r for r, _ in on), max(r for r, _ in off)
         cpu_on, cpu_off = statistics.median(c for _, c in on), statistics.median(c for _, c in off)
-        app_on, app_off, app_loss = app[mode]
+        app_on, app_off, app_loss, bare = app[mode]
         print(f"  {name}")
         print(
             f"    whole app in-process  on {app_on:>8.1f} µs/req    off {app_off:>8.1f} µs/req"
             f"    loss {app_loss:5.1f} %   (median of paired rounds; best rounds shown)"
+        )
+        print(
+            f"      for reference: without the request middleware at all {bare:.1f} µs/req"
+            f" (request ids + access log cost {app_off - bare:.1f} µs)"
         )
         # CPU per request is what throughput is the inverse of when the API is CPU-bound, and it
         # does not move when other processes take CPU time from the API.

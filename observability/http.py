@@ -113,6 +113,8 @@ class RequestMiddleware:
         if not sdk:
             route = _template(scope) or "unmatched"
         method = scope["method"]
+        if method not in _METHODS:
+            method = "OTHER"  # the label set (and this cache) stays bounded whatever clients send
         if self.metrics_enabled:
             children = self._children.get((method, route, status))
             if children is None:
@@ -125,8 +127,7 @@ class RequestMiddleware:
         if log.isEnabledFor(level):
             _access_line(level, method, scope, route, status, elapsed)
 
-    def _bind(self, raw_method: str, route: str, status: int) -> _Children:
-        method = raw_method if raw_method in _METHODS else "OTHER"
+    def _bind(self, method: str, route: str, status: int) -> _Children:
         extra = self.route_counters.get(route)
         return (
             metrics.HTTP_REQUESTS.labels(method, route, str(status)),
