@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.approvals import approval_gate, approval_required
 from activities.errors import to_application_error
@@ -38,7 +37,6 @@ from domain.experiment_messages import (
     ActivityInput,
     CreateRequest,
     ExperimentSnapshot,
-    HistoryEntry,
     RecordInput,
     ScheduleMarkInput,
     Truth,
@@ -209,6 +207,3 @@ class ExperimentActivities(RowWriter):
                 )
             )
             await session.commit()
-
-
-__all__ = ["ApplicationError", "CreateInput", "ExperimentActivities", "HistoryEntry", "UpdateInput"]

@@ -13,7 +13,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.experiments import ExperimentActivities
 from domain.errors import DomainError
-from domain.experiment_checks import check_launchable
 from domain.experiment_messages import (
     ActivityInput,
     ExperimentSnapshot,
@@ -24,6 +23,7 @@ from domain.experiment_messages import (
     Truth,
     WorkflowInput,
 )
+from domain.experiment_rules import validate_flag_for_experiment
 from domain.flag_rules import ensure_variant_on_flag
 from domain.lifecycle import Operation, check_transition
 from workflows import experiment_support as support
@@ -81,10 +81,9 @@ class ExperimentCore:
         try:
             check_transition(operation, current.facts())
             if operation == "launch":
-                check_launchable(current.flag_variant_keys)
+                validate_flag_for_experiment(_as_filters(current.flag_variant_keys))
             if operation == "ship_variant":
-                variants = {"multivariate": {"variants": [{"key": k} for k in current.flag_variant_keys]}}
-                ensure_variant_on_flag(variants, req.variant_key or "")
+                ensure_variant_on_flag(_as_filters(current.flag_variant_keys), req.variant_key or "")
         except DomainError as err:
             raise support.rejection(err) from None
 
@@ -287,3 +286,8 @@ class ExperimentCore:
             return update_operation_id(workflow.info().workflow_id, update_id)
         version = self._snapshot.version if self._snapshot else 0
         return f"{workflow.info().workflow_id}:{version}:{operation}"
+
+
+def _as_filters(variant_keys: list[str]) -> dict[str, Any]:
+    """The cached variant keys in the shape the flag rules read (they take flag filters)."""
+    return {"multivariate": {"variants": [{"key": key} for key in variant_keys]}}

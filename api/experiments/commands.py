@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import ProjectContext
-from api.errors import ApiError, not_found
+from api.errors import not_found
 from api.experiment_gateway import UpdateRejected, execute_update
 from api.experiments.render import experiment_out
 from api.temporal import TemporalGateway
@@ -128,6 +128,3 @@ async def record_rejection(
         )
     )
     await session.commit()
-
-
-__all__ = ["ApiError", "load", "send"]

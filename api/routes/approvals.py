@@ -17,6 +17,7 @@ from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import ApiError, not_found, permission_denied
 from api.experiment_gateway import signal_experiment
 from api.render import iso, page_params, paginated
+from api.routes.common import GatewayDep
 from api.routing import FlexRouter
 from api.temporal import TemporalGateway
 from db import accounts
@@ -33,14 +34,6 @@ POLICY_READ = Depends(ProjectAuth("approval_policy:read"))
 POLICY_WRITE = Depends(ProjectAuth("approval_policy:write"))
 CR_READ = Depends(ProjectAuth("change_request:read"))
 CR_WRITE = Depends(ProjectAuth("change_request:write"))
-
-
-def _gateway(request: Request) -> TemporalGateway:
-    gateway: TemporalGateway = request.app.state.temporal
-    return gateway
-
-
-GatewayDep = Annotated[TemporalGateway, Depends(_gateway)]
 
 
 def policy_out(policy: ApprovalPolicy) -> dict[str, Any]:

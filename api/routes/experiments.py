@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Header, Request
+from fastapi import Body, Depends, Request
 from fastapi.responses import Response
 
 from api.deps import ProjectAuth, ProjectContext, SessionDep
-from api.errors import ApiError
 from api.experiments import commands
 from api.experiments.creation import create_via_workflow
 from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice
@@ -20,6 +19,7 @@ from api.experiments.render import experiment_out
 from api.experiments.ship import already_applied, ship_request
 from api.experiments.update import build_update_request
 from api.render import bad_request, iso, page_params, paginated
+from api.routes.common import GatewayDep, IdempotencyKey, RawBody
 from api.routing import FlexRouter
 from api.temporal import TemporalGateway
 from db import experiments as queries
@@ -32,19 +32,6 @@ router = FlexRouter(tags=["experiments"])
 
 READ = Depends(ProjectAuth("experiment:read", secret_allowed=True))
 WRITE = Depends(ProjectAuth("experiment:write"))
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", description="Retries with the same key return the first result."),
-]
-OptionalBody = Annotated[Any, Body()]
-
-
-def _gateway(request: Request) -> TemporalGateway:
-    gateway: TemporalGateway = request.app.state.temporal
-    return gateway
-
-
-GatewayDep = Annotated[TemporalGateway, Depends(_gateway)]
 
 
 def _filters(request: Request) -> ExperimentFilters:
@@ -199,7 +186,7 @@ def _register_action(operation: Operation, summary: str) -> None:
         ctx: Annotated[ProjectContext, WRITE],
         session: SessionDep,
         gateway: GatewayDep,
-        body: OptionalBody = None,
+        body: RawBody = None,
         idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         return await _action(operation, experiment_id, body, ctx, session, gateway, idempotency_key)
@@ -248,6 +235,3 @@ async def activity(
         for row in rows
     ]
     return paginated(request, count, results, limit, offset)
-
-
-__all__ = ["ApiError"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,6 +150,3 @@ async def test_archived_experiment_cannot_be_scheduled(api: ApiClient) -> None:
     r = await api.patch(api.project(f"experiments/{exp['id']}/"), {"scheduling_config": {"end_at": at(60)}})
     assert r.status_code == 400
     assert r.json()["detail"] == "Cannot schedule a launch or end on an archived experiment."
-
-
-__all__ = ["Awaitable", "Callable"]
