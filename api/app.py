@@ -28,7 +28,6 @@ from api.routes import (
     saved_metrics,
     timeseries,
 )
-from api.sdk_asgi import SdkFastPath
 from api.temporal import TemporalGateway
 from db.engine import make_async_engine, make_sessionmaker
 from db.events import EventWriter
@@ -83,10 +82,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         telemetry=instrumentation.FASTAPI_TELEMETRY,
     )
     install_error_handlers(app)
-    # /flags, /decide and capture are answered ahead of the FastAPI stack (api/sdk_asgi.py).
-    sdk_routes = {**flags_eval.ROUTES, **capture.ROUTES}
-    app.add_middleware(SdkFastPath, routes=instrumentation.instrument_sdk_routes(sdk_routes, settings))
-    instrumentation.install(app, settings, sdk_routes)  # outermost: request id, access log, metrics, traces
+    # /flags, /decide and capture are answered ahead of the FastAPI stack (api/sdk_asgi.py), and
+    # every request gets its request id, access log, metrics and trace (api/instrumentation.py).
+    instrumentation.install(app, settings, {**flags_eval.ROUTES, **capture.ROUTES})
     app.include_router(local_evaluation.router)
     app.include_router(health.router)
     app.include_router(accounts.router)

@@ -3,7 +3,6 @@ request id and outcome of every workflow update (README "Operating Flagship").""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TypeVar
 
 from fastapi import FastAPI
@@ -13,11 +12,11 @@ from pydantic import BaseModel
 
 from api.errors import ApiError, RawError
 from api.routes import capture
-from api.sdk_asgi import Handler, Routes, SdkRequest, SdkResponse
+from api.sdk_asgi import Handler, Routes, SdkFastPath, SdkRequest, SdkResponse
 from observability import metrics, tracing
 from observability.context import bind, current_request_id
 from observability.hot import CounterChild
-from observability.http import RequestMiddleware, RouteCounter
+from observability.http import RequestMiddleware, RequestObserver, RouteCounter
 from settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -82,20 +81,19 @@ async def _metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
-def install(app: FastAPI, settings: Settings, sdk_paths: Iterable[str]) -> None:
-    """Call after adding SdkFastPath: the middleware added here wraps it, so SDK traffic is seen."""
+def install(app: FastAPI, settings: Settings, sdk_routes: Routes) -> None:
+    """The app's outer layers, outermost first: tracing (when on), the SDK fast path answering
+    /flags, /decide and capture, then RequestMiddleware in front of the FastAPI stack. One
+    RequestObserver gives both paths their request ids, metrics and access log."""
     tracing.configure(settings, "flagship-api")
-    paths = list(sdk_paths)
     if settings.metrics_enabled:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    observer = RequestObserver(metrics_enabled=settings.metrics_enabled, route_counters=route_counters())
+    # add_middleware puts each one outside the ones added before it.
+    app.add_middleware(RequestMiddleware, observer=observer)
+    app.add_middleware(SdkFastPath, routes=instrument_sdk_routes(sdk_routes, settings), observer=observer)
     if tracing.enabled():
-        app.add_middleware(tracing.TracingMiddleware, sdk_paths=paths)
-    app.add_middleware(
-        RequestMiddleware,
-        sdk_paths=paths,
-        metrics_enabled=settings.metrics_enabled,
-        route_counters=route_counters(),
-    )
+        app.add_middleware(tracing.TracingMiddleware, sdk_paths=list(sdk_routes))
 
 
 def prepare_update(arg: M, project_id: int, experiment_id: int, workflow_id: str) -> M:

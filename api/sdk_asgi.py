@@ -7,6 +7,8 @@ scope, and hands everything else to the app untouched. Handlers get a minimal `S
 bytes; they never raise for client errors.
 
 Consequence: middleware added to the app *before* this one (so inside it) never sees SDK traffic.
+So the request id, metrics and access log of SDK requests come from the RequestObserver this
+class is given (observability/http.py), inline: no extra ASGI layer, no wrapped `send`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,12 +24,14 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.capture_parse import MAX_BODY_BYTES
+from observability.http import RequestObserver
 
 log = logging.getLogger("flagship.api")
 
 _JSON = (b"content-type", b"application/json")
-# The only request headers the SDK handlers read.
-_WANTED_HEADERS = frozenset({"content-encoding", "content-type", "authorization", "origin"})
+# The only request headers the SDK handlers read, and the caller's request id.
+_WANTED_HEADERS = frozenset({b"content-encoding", b"content-type", b"authorization", b"origin"})
+_REQUEST_ID = b"x-request-id"
 
 
 @dataclass(slots=True)
@@ -85,13 +90,16 @@ async def _read_body(receive: Receive) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def _headers(scope: Scope) -> tuple[dict[str, str], bytes | None]:
+    """The headers the handlers read (ASGI gives names lower-cased), and the raw X-Request-ID."""
     found: dict[str, str] = {}
+    request_id = None
     for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1")
-        if name in _WANTED_HEADERS:
-            found[name] = raw_value.decode("latin-1")
-    return found
+        if raw_name in _WANTED_HEADERS:
+            found[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
+        elif raw_name == _REQUEST_ID:
+            request_id = raw_value
+    return found, request_id
 
 
 def _cors(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
@@ -114,27 +122,53 @@ _PREFLIGHT = [
 
 
 class SdkFastPath:
-    def __init__(self, app: ASGIApp, routes: Routes) -> None:
+    def __init__(self, app: ASGIApp, routes: Routes, observer: RequestObserver | None = None) -> None:
         self.app = app
         self.routes = {route_key(path): spec for path, spec in routes.items()}
+        self.observer = observer or RequestObserver(metrics_enabled=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(route_key(scope["path"])) if scope["type"] == "http" else None
+        key = route_key(scope["path"]) if scope["type"] == "http" else ""
+        route = self.routes.get(key)
         if route is None:
             await self.app(scope, receive, send)
             return
-        response = await self._answer(scope, receive, route)
-        if response is None:
-            return
-        headers = [_JSON, (b"content-length", str(len(response.body)).encode()), *response.headers]
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+        started = perf_counter()
+        headers, raw_id = _headers(scope)
+        request_id, token = self.observer.open(raw_id)
+        status = 500  # what uvicorn answers if sending fails below
+        try:
+            response = await self._answer(scope, receive, route, headers)
+            if response is None:
+                status = 499  # the client went away before its body arrived (nginx's code for it)
+                return
+            status = response.status
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        _JSON,
+                        (b"content-length", str(len(response.body)).encode()),
+                        (b"x-request-id", request_id.encode()),
+                        *response.headers,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
+        finally:
+            self.observer.close(
+                token, scope["method"], scope["path"], key, status, perf_counter() - started, sdk=True
+            )
 
     async def _answer(
-        self, scope: Scope, receive: Receive, route: tuple[frozenset[str], Handler]
+        self,
+        scope: Scope,
+        receive: Receive,
+        route: tuple[frozenset[str], Handler],
+        headers: dict[str, str],
     ) -> SdkResponse | None:
         methods, handler = route
-        headers = _headers(scope)
         method = scope["method"]
         if method == "OPTIONS":
             return SdkResponse(200, b"", _cors(headers) + _PREFLIGHT)

@@ -1,8 +1,9 @@
-"""The outermost ASGI middleware: a request id, one access-log line and the HTTP metrics per request.
+"""A request id, one access-log line and the HTTP metrics per request.
 
-It wraps the SDK fast path too (api/sdk_asgi.py), so /flags and /batch are measured; there it
-stays cheap: no Request objects, no per-request dicts, metric children bound once per
-(method, route, status) and reused.
+`RequestObserver` does the work; `RequestMiddleware` applies it to the FastAPI stack, and the SDK
+fast path (api/sdk_asgi.py, outside that stack) calls it inline for /flags and /batch, where it
+must stay cheap: no wrapped `send`, no Request objects, no per-request dicts, metric children
+bound once per (method, route, status) and reused.
 
 - Request id: the caller's `X-Request-ID` when it is plain and short, else a generated one;
   returned in the `X-Request-ID` response header and carried by every log line of the request
@@ -15,7 +16,8 @@ stays cheap: no Request objects, no per-request dicts, metric children bound onc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from contextvars import Token
 from time import perf_counter
 from typing import Any
 
@@ -36,12 +38,12 @@ def _route_key(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def route_label(scope: Scope, sdk_paths: frozenset[str]) -> tuple[str, bool]:
-    """The route template of a finished request, and whether it was an SDK fast-path route."""
+def route_label(scope: Scope, sdk_paths: frozenset[str]) -> str:
+    """The route template of a finished request (an SDK fast-path route is its own path)."""
     key = _route_key(scope["path"])
     if key in sdk_paths:
-        return key, True
-    return _template(scope) or "unmatched", False
+        return key
+    return _template(scope) or "unmatched"
 
 
 def _template(scope: Scope) -> str | None:
@@ -62,34 +64,83 @@ def _template(scope: Scope) -> str | None:
 RouteCounter = Callable[[str, int], CounterChild | None]
 
 
-class RequestMiddleware:
+class RequestObserver:
+    """Request id, log context, metrics and the access-log line of one request: what every HTTP
+    request gets, whether RequestMiddleware or the SDK fast path (api/sdk_asgi.py) answers it."""
+
+    __slots__ = ("_children", "metrics_enabled", "route_counters")
+
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        sdk_paths: Iterable[str] = (),
-        metrics_enabled: bool = True,
-        route_counters: Mapping[str, RouteCounter] | None = None,
+        self, *, metrics_enabled: bool = True, route_counters: Mapping[str, RouteCounter] | None = None
     ) -> None:
-        self.app = app
-        self.sdk_paths = frozenset(_route_key(p) for p in sdk_paths)
         self.metrics_enabled = metrics_enabled
         self.route_counters = dict(route_counters or {})
         self._children: dict[tuple[str, str, int], _Children] = {}
+
+    @staticmethod
+    def open(raw_request_id: bytes | None) -> tuple[str, Token[LogContext | None]]:
+        """The request's id (the caller's when acceptable) and its log context, made current."""
+        request_id = accepted_request_id(raw_request_id) if raw_request_id is not None else None
+        if request_id is None:
+            request_id = new_request_id()
+        return request_id, CURRENT.set(LogContext(request_id))
+
+    def close(
+        self,
+        token: Token[LogContext | None],
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        elapsed: float,
+        *,
+        sdk: bool,
+    ) -> None:
+        """Count and log the finished request, then leave its log context."""
+        try:
+            if method not in _METHODS:
+                method = "OTHER"  # the label set (and the cache) stays bounded whatever clients send
+            if self.metrics_enabled:
+                children = self._children.get((method, route, status))
+                if children is None:
+                    children = self._children[(method, route, status)] = self._bind(method, route, status)
+                children[0].inc()
+                children[1].observe(elapsed)
+                if children[2] is not None:
+                    children[2].inc()
+            level = logging.WARNING if status >= 500 else (logging.DEBUG if sdk else logging.INFO)
+            if log.isEnabledFor(level):
+                _access_line(level, method, path, route, status, elapsed)
+        finally:
+            CURRENT.reset(token)
+
+    def _bind(self, method: str, route: str, status: int) -> _Children:
+        extra = self.route_counters.get(route)
+        return (
+            metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+            metrics.HTTP_DURATION.labels(method, route),
+            extra(method, status) if extra is not None else None,
+        )
+
+
+class RequestMiddleware:
+    """The outermost middleware of the FastAPI stack (the SDK fast path, outside it, observes its
+    own requests with the same RequestObserver)."""
+
+    def __init__(self, app: ASGIApp, *, observer: RequestObserver) -> None:
+        self.app = app
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # Inlined rather than helper calls: this runs for every /flags answer.
-        request_id = None
+        raw_id = None
         for name, value in scope["headers"]:
             if name == _HEADER:
-                request_id = accepted_request_id(value)
+                raw_id = value
                 break
-        if request_id is None:
-            request_id = new_request_id()
-        token = CURRENT.set(LogContext(request_id))
+        request_id, token = self.observer.open(raw_id)
         header = (_HEADER, request_id.encode())
         status = 500  # what the server answers when the app raises before responding
 
@@ -104,45 +155,19 @@ class RequestMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._finish(scope, status, perf_counter() - started)
-            CURRENT.reset(token)
-
-    def _finish(self, scope: Scope, status: int, elapsed: float) -> None:
-        route = scope["path"].rstrip("/") or "/"
-        sdk = route in self.sdk_paths
-        if not sdk:
             route = _template(scope) or "unmatched"
-        method = scope["method"]
-        if method not in _METHODS:
-            method = "OTHER"  # the label set (and this cache) stays bounded whatever clients send
-        if self.metrics_enabled:
-            children = self._children.get((method, route, status))
-            if children is None:
-                children = self._children[(method, route, status)] = self._bind(method, route, status)
-            children[0].inc()
-            children[1].observe(elapsed)
-            if children[2] is not None:
-                children[2].inc()
-        level = logging.WARNING if status >= 500 else (logging.DEBUG if sdk else logging.INFO)
-        if log.isEnabledFor(level):
-            _access_line(level, method, scope, route, status, elapsed)
-
-    def _bind(self, method: str, route: str, status: int) -> _Children:
-        extra = self.route_counters.get(route)
-        return (
-            metrics.HTTP_REQUESTS.labels(method, route, str(status)),
-            metrics.HTTP_DURATION.labels(method, route),
-            extra(method, status) if extra is not None else None,
-        )
+            self.observer.close(
+                token, scope["method"], scope["path"], route, status, perf_counter() - started, sdk=False
+            )
 
 
-def _access_line(level: int, method: str, scope: Scope, route: str, status: int, elapsed: float) -> None:
+def _access_line(level: int, method: str, path: str, route: str, status: int, elapsed: float) -> None:
     # The path, never the query string: SDKs may send their token there.
     fields: dict[str, Any] = {
         "http_method": method,
-        "path": scope["path"],
+        "path": path,
         "route": route,
         "status": status,
         "duration_ms": round(elapsed * 1000, 2),
     }
-    log.log(level, "%s %s %d %.1f ms", method, scope["path"], status, elapsed * 1000, extra=fields)
+    log.log(level, "%s %s %d %.1f ms", method, path, status, elapsed * 1000, extra=fields)

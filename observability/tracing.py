@@ -33,7 +33,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.plugin import SimplePlugin
 
 from observability import logs
-from observability.context import current_request_id
 from observability.http import route_label
 from settings import Settings
 
@@ -166,7 +165,10 @@ def _on_error(exception_context: Any) -> None:
 
 
 class TracingMiddleware:
-    """A SERVER span per HTTP request, continuing the caller's trace (W3C traceparent) if any."""
+    """A SERVER span per HTTP request, continuing the caller's trace (W3C traceparent) if any.
+
+    The outermost middleware when tracing is on, so the SDK fast path and every log line of the
+    request (the access log included) run inside the span."""
 
     def __init__(self, app: ASGIApp, *, sdk_paths: Iterable[str] = ()) -> None:
         self.app = app
@@ -182,17 +184,22 @@ class TracingMiddleware:
             method, context=propagate.extract(carrier), kind=SpanKind.SERVER, record_exception=True
         ) as span:
             status = 500
+            request_id = ""
 
             async def send_status(message: Message) -> None:
-                nonlocal status
+                nonlocal status, request_id
                 if message["type"] == "http.response.start":
                     status = message["status"]
+                    # Set by the request observer inside this middleware (observability/http.py).
+                    for name, value in message.get("headers", ()):
+                        if name == b"x-request-id":
+                            request_id = value.decode("latin-1")
                 await send(message)
 
             try:
                 await self.app(scope, receive, send_status)
             finally:
-                route, _ = route_label(scope, self.sdk_paths)
+                route = route_label(scope, self.sdk_paths)
                 span.update_name(f"{method} {route}")
                 span.set_attributes(
                     {
@@ -200,7 +207,7 @@ class TracingMiddleware:
                         "http.route": route,
                         "url.path": scope["path"],
                         "http.response.status_code": status,
-                        "flagship.request_id": current_request_id() or "",
+                        "flagship.request_id": request_id,
                     }
                 )
                 if status >= 500:

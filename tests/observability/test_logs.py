@@ -76,6 +76,27 @@ async def test_a_request_id_is_generated_when_none_is_sent(api: ApiClient) -> No
     assert unsafe.headers["x-request-id"] != forged
 
 
+async def test_sdk_requests_get_request_ids_and_access_lines(
+    api: ApiClient, credentials: Credentials, logs: Captured
+) -> None:
+    """/flags and /batch are answered ahead of the FastAPI stack, with the same request ids and
+    access log (at DEBUG: thousands per second) as every other route."""
+    token = credentials.project_api_token
+    flags = await api.http.post(
+        "/flags/?v=2", json={"api_key": token, "distinct_id": "u1"}, headers={"X-Request-ID": "sdk-flags-1"}
+    )
+    batch = await api.http.post(
+        "/batch/", json={"api_key": token, "batch": [{"event": "e", "distinct_id": "u"}]}
+    )
+    assert flags.status_code == 200 and batch.status_code == 200
+    assert flags.headers["x-request-id"] == "sdk-flags-1"
+    assert batch.headers["x-request-id"] and batch.headers["x-request-id"] != "sdk-flags-1"
+    access = {line["request_id"]: line for line in logs.lines() if line["logger"] == "flagship.access"}
+    assert access["sdk-flags-1"]["route"] == "/flags" and access["sdk-flags-1"]["level"] == "debug"
+    assert access[batch.headers["x-request-id"]]["route"] == "/batch"
+    assert access[batch.headers["x-request-id"]]["status"] == 200
+
+
 async def test_no_key_or_token_is_logged(api: ApiClient, credentials: Credentials, logs: Captured) -> None:
     token, key = credentials.project_api_token, credentials.personal_api_key
     await api.http.post("/flags/?v=2", json={"api_key": token, "distinct_id": "u1"})
