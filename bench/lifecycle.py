@@ -4,7 +4,7 @@ Starts a Temporal dev server with a persistence file, `python worker.py` and `py
 (as `make run` does), then measures launch/pause/resume/end through HTTP at 1 and 16 concurrent
 clients, and a no-op workflow update (the floor any update-based design pays) in the same run.
 
-    .venv/bin/python bench/lifecycle.py [--cycles 15]
+    .venv/bin/python bench/lifecycle.py [--cycles 15] [--clients 1 16]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -54,8 +55,25 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"port {port} never opened")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Services:
+    base_url: str
+    address: str
+    key: str
+    pids: dict[str, int]  # server, worker, api
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+
 @contextmanager
-def services(data_dir: Path) -> Iterator[tuple[str, str, str]]:
+def services(data_dir: Path) -> Iterator[Services]:
     temporal_port, api_port = free_port(), free_port()
     binary = str(Path(sys.executable).parent / "temporal")
     procs = [
@@ -80,9 +98,13 @@ def services(data_dir: Path) -> Iterator[tuple[str, str, str]]:
         procs.append(
             subprocess.Popen([sys.executable, "worker.py"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
         )
-        procs.append(subprocess.Popen([sys.executable, "-m", "api"], env=env, cwd=ROOT))
+        # The access log is written (and costs what it costs) but kept off the figures.
+        procs.append(
+            subprocess.Popen([sys.executable, "-m", "api"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        )
         wait_port(api_port)
-        yield f"http://127.0.0.1:{api_port}", f"127.0.0.1:{temporal_port}", "phx_bench_key"
+        pids = dict(zip(("server", "worker", "api"), (p.pid for p in procs), strict=True))
+        yield Services(f"http://127.0.0.1:{api_port}", f"127.0.0.1:{temporal_port}", "phx_bench_key", pids)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -149,14 +171,26 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def main(cycles: int) -> dict[str, object]:
+async def main(cycles: int, client_counts: tuple[int, ...] = (1, 16)) -> dict[str, object]:
     report: dict[str, object] = {}
-    with tempfile.TemporaryDirectory() as tmp, services(Path(tmp)) as (base_url, address, key):
-        client = await Client.connect(address, data_converter=pydantic_data_converter)
-        for clients in (1, 16):
+    with tempfile.TemporaryDirectory() as tmp, services(Path(tmp)) as svc:
+        client = await Client.connect(svc.address, data_converter=pydantic_data_converter)
+        for clients in client_counts:
+            before = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
             bare, bare_tput = await run_bare(client, clients, calls=cycles * 5)
-            rest, rest_tput = await run_rest(base_url, key, clients, cycles)
+            middle = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
+            rest, rest_tput = await run_rest(svc.base_url, svc.key, clients, cycles)
+            after = svc.cpu()
             every = [v for values in rest.values() for v in values]
+            calls = len(bare)
+            transitions = len(every) * 5 // 4  # resets are transitions too, though not timed
+            # CPU per call: the bare update's server and in-process worker (this process, which also
+            # runs its client), and the REST transition's server, worker and API.
+            bare_cpu = {
+                "server": (middle["server"] - before["server"]) / calls * 1000,
+                "worker_and_client": (middle["bench"] - before["bench"]) / calls * 1000,
+            }
+            rest_cpu = {name: (after[name] - middle[name]) / transitions * 1000 for name in after}
             line = {
                 "bare_p50_ms": round(pct(bare, 0.5), 1),
                 "bare_p99_ms": round(pct(bare, 0.99), 1),
@@ -167,6 +201,8 @@ async def main(cycles: int) -> dict[str, object]:
                 "p50_ratio": round(pct(every, 0.5) / pct(bare, 0.5), 2),
                 "throughput_ratio": round(rest_tput / bare_tput, 2),
                 "per_operation_p50_ms": {op: round(statistics.median(v) * 1000, 1) for op, v in rest.items()},
+                "bare_cpu_ms_per_update": {k: round(v, 2) for k, v in bare_cpu.items()},
+                "rest_cpu_ms_per_transition": {k: round(v, 2) for k, v in rest_cpu.items()},
             }
             report[f"{clients}_clients"] = line
             print(f"{clients:>2} clients: {json.dumps(line)}", flush=True)
@@ -176,5 +212,6 @@ async def main(cycles: int) -> dict[str, object]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=15)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16], help="concurrency levels")
     args = parser.parse_args()
-    asyncio.run(main(args.cycles))
+    asyncio.run(main(args.cycles, tuple(args.clients)))
