@@ -30,6 +30,7 @@ from activities.rows import (
 )
 from activities.transitions import apply_operation, check_operation
 from db import experiments as queries
+from db.metric_analysis import experiment_metrics
 from db.saved_metrics import replace_links
 from db.tables import Experiment, ExperimentActivity, ExperimentToSavedMetric, FeatureFlag
 from domain.errors import Conflict, NotFound, ValidationFailed
@@ -136,6 +137,7 @@ class ExperimentActivities(RowWriter):
             if gate is not None:
                 await session.commit()  # the change request outlives this refused operation
                 raise approval_required(gate)
+            started, ended = experiment.start_date, experiment.end_date
             apply_operation(inp.operation, experiment, flag, inp.request, inp.now)
             bump(session, experiment, inp.now)
             audit(
@@ -147,7 +149,13 @@ class ExperimentActivities(RowWriter):
                 before.value,
                 via=inp.request.via,
             )
-            return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
+            fields = queries.snapshot_fields(experiment, flag)
+            if (started is None) != (experiment.start_date is None) or (ended is None) != (
+                experiment.end_date is None
+            ):
+                # Launch and end recalculate the results; the workflow skips that with nothing to compute.
+                fields["has_metrics"] = bool(await experiment_metrics(session, experiment))
+            return ExperimentSnapshot.model_validate(fields)
 
         return await self.once(inp.op_id, work, inp.experiment_id, inp.operation)
 

@@ -34,6 +34,9 @@ class ExperimentSnapshot(BaseModel):
     version: int = 0
     # Drives the workflow's timer (domain/scheduling.py); absent in histories recorded before it.
     scheduling_config: dict[str, Any] | None = None
+    # Whether the experiment has a metric to compute, looked up by the transitions that launch or
+    # end it; None when not looked up (and in histories recorded before it): recalculate then.
+    has_metrics: bool | None = None
 
     def facts(self) -> LifecycleFacts:
         return LifecycleFacts(

@@ -30,6 +30,8 @@ from workflows import experiment_support as support
 from workflows.constants import update_operation_id
 
 HISTORY_LIMIT = 1000
+# Patch id: from here on, launching or ending an experiment without metrics starts no recalculation.
+SKIP_RECALCULATION_WITHOUT_METRICS = "skip-recalculation-without-metrics-2026-12"
 RESULTS_LIMIT = 200
 
 
@@ -210,8 +212,13 @@ class ExperimentCore:
         self._wake = True
 
     def _queue_recalculation(self, before: ExperimentSnapshot | None, after: ExperimentSnapshot) -> None:
-        """Launch and end refresh the results; the run loop starts it, so no caller waits for it."""
+        """Launch and end refresh the results; the run loop starts it, so no caller waits for it.
+
+        An experiment without metrics has nothing to refresh: no recalculation workflow for it
+        (before this patch one was started, and finished at once)."""
         if before is None:
+            return
+        if after.has_metrics is False and workflow.patched(SKIP_RECALCULATION_WITHOUT_METRICS):
             return
         if before.start_date is None and after.start_date is not None:
             self._recalculations.append("experiment_launch")
