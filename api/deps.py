@@ -103,12 +103,12 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal:
         if project is None:
             raise authentication_failed("Project secret API key is invalid.")
         return Principal(user=None, key=None, secret_project=project)
-    key = await accounts.key_by_value(session, value) if value.startswith(PERSONAL_KEY_PREFIX) else None
-    if key is None:
+    found_key = (
+        await accounts.key_with_user(session, value) if value.startswith(PERSONAL_KEY_PREFIX) else None
+    )
+    if found_key is None:  # no such key, or its user is gone
         raise authentication_failed(f"Personal API key found in request {where} is invalid.")
-    user = await accounts.user_by_id(session, key.user_id)
-    if user is None:
-        raise authentication_failed(f"Personal API key found in request {where} is invalid.")
+    key, user = found_key
     if await accounts.touch_key(session, key):
         await session.commit()
     return Principal(user=user, key=key)

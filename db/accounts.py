@@ -23,6 +23,17 @@ async def key_by_value(session: AsyncSession, value: str) -> PersonalAPIKey | No
     return result.first()
 
 
+async def key_with_user(session: AsyncSession, value: str) -> tuple[PersonalAPIKey, User] | None:
+    """The key with this value and its owner, in one query (every authenticated request runs it)."""
+    result = await session.exec(
+        select(PersonalAPIKey, User)
+        .join(User, col(User.id) == col(PersonalAPIKey.user_id))
+        .where(PersonalAPIKey.secure_value == hash_key(value))
+    )
+    row = result.first()
+    return (row[0], row[1]) if row is not None else None
+
+
 async def touch_key(session: AsyncSession, key: PersonalAPIKey) -> bool:
     now = utcnow()
     if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:

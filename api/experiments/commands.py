@@ -71,7 +71,10 @@ async def send(
         if not await _applied_anyway(session, gateway, ctx.project_id, experiment_id, update_id):
             await record_rejection(session, ctx, experiment_id, update, rejected.error, observed)
             raise rejected.error from None
-    session.expire_all()
+    # Only what the activity wrote is stale; the caller's user and project stay loaded.
+    session.expire(experiment)
+    if flag is not None:
+        session.expire(flag)
     fresh = await queries.experiment_by_id(session, ctx.project_id, experiment_id, include_deleted=True)
     assert fresh is not None
     return await experiment_out(session, fresh, user_access_level=access_level(ctx))
