@@ -23,12 +23,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from observability import metrics
+from observability import hot, metrics
 from observability.context import CURRENT, LogContext, accepted_request_id, new_request_id
-from observability.hot import CounterChild, HistogramChild
+from observability.hot import CounterChild
 
 log = logging.getLogger("flagship.access")
-_Children = tuple[CounterChild, HistogramChild, CounterChild | None]
 
 _HEADER = b"x-request-id"
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -68,14 +67,15 @@ class RequestObserver:
     """Request id, log context, metrics and the access-log line of one request: what every HTTP
     request gets, whether RequestMiddleware or the SDK fast path (api/sdk_asgi.py) answers it."""
 
-    __slots__ = ("_children", "metrics_enabled", "route_counters")
+    __slots__ = ("_recorders", "metrics_enabled", "route_counters")
 
     def __init__(
         self, *, metrics_enabled: bool = True, route_counters: Mapping[str, RouteCounter] | None = None
     ) -> None:
         self.metrics_enabled = metrics_enabled
         self.route_counters = dict(route_counters or {})
-        self._children: dict[tuple[str, str, int], _Children] = {}
+        # One recorder per (method, route, status), bound on first use: labels() is not per request.
+        self._recorders: dict[tuple[str, str, int], Callable[[float], None]] = {}
 
     @staticmethod
     def open(raw_request_id: bytes | None) -> tuple[str, Token[LogContext | None]]:
@@ -101,22 +101,19 @@ class RequestObserver:
             if method not in _METHODS:
                 method = "OTHER"  # the label set (and the cache) stays bounded whatever clients send
             if self.metrics_enabled:
-                children = self._children.get((method, route, status))
-                if children is None:
-                    children = self._children[(method, route, status)] = self._bind(method, route, status)
-                children[0].inc()
-                children[1].observe(elapsed)
-                if children[2] is not None:
-                    children[2].inc()
+                record = self._recorders.get((method, route, status))
+                if record is None:
+                    record = self._recorders[(method, route, status)] = self._bind(method, route, status)
+                record(elapsed)
             level = logging.WARNING if status >= 500 else (logging.DEBUG if sdk else logging.INFO)
             if log.isEnabledFor(level):
                 _access_line(level, method, path, route, status, elapsed)
         finally:
             CURRENT.reset(token)
 
-    def _bind(self, method: str, route: str, status: int) -> _Children:
+    def _bind(self, method: str, route: str, status: int) -> Callable[[float], None]:
         extra = self.route_counters.get(route)
-        return (
+        return hot.recorder(
             metrics.HTTP_REQUESTS.labels(method, route, str(status)),
             metrics.HTTP_DURATION.labels(method, route),
             extra(method, status) if extra is not None else None,
