@@ -104,10 +104,10 @@ def update_operation(changes: dict[str, Any]) -> str:
 async def load_for_write(
     session: AsyncSession, experiment_id: int, *, include_deleted: bool = False
 ) -> tuple[Experiment, FeatureFlag | None]:
-    experiment = await queries.lock_experiment(session, experiment_id)
-    if experiment is None or (experiment.deleted and not include_deleted):
+    found = await queries.experiment_with_flag(session, experiment_id, lock=True)
+    if found is None or (found[0].deleted and not include_deleted):
         raise NotFound()
-    return experiment, await queries.flag_of(session, experiment)
+    return found
 
 
 def change_flag(session: AsyncSession, flag: FeatureFlag, changes: dict[str, Any], now: datetime) -> None:

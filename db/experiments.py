@@ -38,10 +38,22 @@ async def experiment_by_id(
     return experiment
 
 
-async def lock_experiment(session: AsyncSession, experiment_id: int) -> Experiment | None:
-    """The row, locked for the rest of the transaction on PostgreSQL (SQLite locks on write)."""
-    result = await session.exec(select(Experiment).where(Experiment.id == experiment_id).with_for_update())
-    return result.first()
+async def experiment_with_flag(
+    session: AsyncSession, experiment_id: int, *, lock: bool = False
+) -> tuple[Experiment, FeatureFlag | None] | None:
+    """The row and its flag in one query, fresh from the database (objects already in the session
+    are refreshed). `lock`: the experiment row stays locked for the rest of the transaction on
+    PostgreSQL (SQLite locks on write)."""
+    query = (
+        select(Experiment, FeatureFlag)
+        .outerjoin(FeatureFlag, col(FeatureFlag.id) == col(Experiment.feature_flag_id))
+        .where(Experiment.id == experiment_id)
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        query = query.with_for_update(of=Experiment)  # the flag side of an outer join cannot be
+    row = (await session.exec(query)).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def flag_of(session: AsyncSession, experiment: Experiment) -> FeatureFlag | None:

@@ -23,12 +23,10 @@ from workflows.constants import experiment_workflow_id, update_operation_id
 async def load(
     session: AsyncSession, ctx: ProjectContext, experiment_id: int, *, include_deleted: bool = False
 ) -> tuple[Experiment, FeatureFlag | None]:
-    experiment = await queries.experiment_by_id(
-        session, ctx.project_id, experiment_id, include_deleted=include_deleted
-    )
-    if experiment is None:
+    found = await queries.experiment_with_flag(session, experiment_id)
+    if found is None or found[0].team_id != ctx.project_id or (found[0].deleted and not include_deleted):
         raise not_found()
-    return experiment, await queries.flag_of(session, experiment)
+    return found
 
 
 def observed_snapshot(experiment: Experiment, flag: FeatureFlag | None) -> ExperimentSnapshot:
@@ -71,13 +69,11 @@ async def send(
         if not await _applied_anyway(session, gateway, ctx.project_id, experiment_id, update_id):
             await record_rejection(session, ctx, experiment_id, update, rejected.error, observed)
             raise rejected.error from None
-    # Only what the activity wrote is stale; the caller's user and project stay loaded.
-    session.expire(experiment)
-    if flag is not None:
-        session.expire(flag)
-    fresh = await queries.experiment_by_id(session, ctx.project_id, experiment_id, include_deleted=True)
-    assert fresh is not None
-    return await experiment_out(session, fresh, user_access_level=access_level(ctx))
+    # Only what the activity wrote is stale: one query refreshes the experiment and its flag, and
+    # the caller's user and project stay loaded.
+    found = await queries.experiment_with_flag(session, experiment_id)
+    assert found is not None
+    return await experiment_out(session, found[0], user_access_level=access_level(ctx))
 
 
 async def _applied_anyway(
