@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,25 +44,33 @@ class RowWriter:
     ) -> ExperimentSnapshot:
         """Run `work` in one transaction unless `op_id` was already applied.
 
-        A refused precondition carries the row's current snapshot, so a workflow whose cached
-        state drifted from the database (e.g. a flag edited elsewhere) adopts the truth.
+        Optimistic: retries are rare, so the idempotency row is looked up only when the work
+        fails, either on its preconditions (the first attempt changed the state they check) or
+        on inserting that row (its key is taken): the transaction is rolled back and the first
+        result returned. A refused precondition carries the row's current snapshot, so a
+        workflow whose cached state drifted from the database (e.g. a flag edited elsewhere)
+        adopts the truth.
         """
         try:
             async with self.sessionmaker() as session:
-                previous = await queries.applied_result(session, op_id)
-                if previous is not None:
-                    return ExperimentSnapshot.model_validate(previous)
-                snapshot: ExperimentSnapshot = await work(session)
-                session.add(
-                    AppliedOperation(
-                        op_id=op_id,
-                        experiment_id=snapshot.experiment_id,
-                        operation=operation,
-                        result=snapshot.model_dump(mode="json"),
+                try:
+                    snapshot: ExperimentSnapshot = await work(session)
+                    session.add(
+                        AppliedOperation(
+                            op_id=op_id,
+                            experiment_id=snapshot.experiment_id,
+                            operation=operation,
+                            result=snapshot.model_dump(mode="json"),
+                        )
                     )
-                )
-                await session.commit()
-                return snapshot
+                    await session.commit()
+                    return snapshot
+                except (DomainError, IntegrityError):
+                    await session.rollback()
+                    previous = await queries.applied_result(session, op_id)
+                    if previous is not None:
+                        return ExperimentSnapshot.model_validate(previous)
+                    raise
         except DomainError as err:
             current = await self.current(experiment_id) if experiment_id is not None else None
             raise to_application_error(err, current) from None
