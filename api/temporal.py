@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio.client import Client
 
 from api.errors import service_unavailable
+from observability.temporal_metrics import api_client_runtime
 from settings import Settings
 from workflows.client import connect
 
@@ -38,7 +39,9 @@ class TemporalGateway:
                 try:
                     async with asyncio.timeout(self.settings.temporal_rpc_timeout_seconds):
                         self._client = await connect(
-                            self.settings.temporal_target, self.settings.temporal_namespace
+                            self.settings.temporal_target,
+                            self.settings.temporal_namespace,
+                            runtime=api_client_runtime(self.settings.metrics_enabled),
                         )
                 except (TimeoutError, RuntimeError) as exc:
                     raise service_unavailable(

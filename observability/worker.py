@@ -2,9 +2,8 @@
 activity attempt) and its metrics endpoint on WORKER_METRICS_PORT.
 
 The endpoint serves Flagship's metrics and the Temporal SDK's own (`temporal_request_*`,
-`temporal_worker_task_slots_*`, `temporal_activity_execution_latency_seconds`, ...): the SDK's
-Runtime exports Prometheus on a loopback port of its own, and every scrape of ours includes what
-it serves, so operators scrape one target per worker. Workflow code is untouched: the interceptor
+`temporal_worker_task_slots_*`, `temporal_activity_execution_latency_seconds`, ...; see
+observability/temporal_metrics.py), so operators scrape one target per worker. Workflow code is untouched: the interceptor
 wraps activities only, outside the sandbox.
 """
 
@@ -13,23 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
-import urllib.request
-from collections.abc import Iterator
 from time import perf_counter
 from typing import Any
 
-from prometheus_client import REGISTRY, start_http_server
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import Collector
+from prometheus_client import start_http_server
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import Runtime
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from observability import metrics, tracing
 from observability.context import CURRENT, LogContext
+from observability.temporal_metrics import sdk_metrics_runtime
 from settings import Settings
 
 log = logging.getLogger("flagship.activity")
@@ -126,31 +120,6 @@ def _finished(info: activity.Info, arg: Any, outcome: str, elapsed: float) -> No
 # ---- the worker's metrics endpoint -------------------------------------------------------------
 
 
-class TemporalSdkMetrics(Collector):
-    """Re-exposes what the SDK Runtime's own Prometheus endpoint serves, at scrape time."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def describe(self) -> list[Metric]:
-        return []  # names come from the SDK and vary; no duplicate check against them
-
-    def collect(self) -> Iterator[Metric]:
-        try:
-            with urllib.request.urlopen(self.url, timeout=2) as response:  # our own loopback endpoint
-                text = response.read().decode()
-        except OSError as error:
-            log.warning("Temporal SDK metrics unavailable: %s", error)
-            return
-        yield from text_string_to_metric_families(text)
-
-
-def _free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_worker_telemetry(settings: Settings) -> Runtime | None:
     """Tracing (when configured) and the metrics endpoint (when WORKER_METRICS_PORT is set).
 
@@ -159,18 +128,7 @@ def start_worker_telemetry(settings: Settings) -> Runtime | None:
     tracing.configure(settings, "flagship-worker")
     if not settings.metrics_enabled or settings.worker_metrics_port is None:
         return None
-    sdk_address = f"127.0.0.1:{_free_loopback_port()}"
-    runtime = Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(
-                bind_address=sdk_address,
-                counters_total_suffix=True,
-                unit_suffix=True,
-                durations_as_seconds=True,
-            )
-        )
-    )
-    REGISTRY.register(TemporalSdkMetrics(f"http://{sdk_address}/metrics"))
+    runtime = sdk_metrics_runtime()
     start_http_server(settings.worker_metrics_port, addr=settings.host)
     log.info("worker metrics on http://%s:%d/metrics", settings.host, settings.worker_metrics_port)
     return runtime

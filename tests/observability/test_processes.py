@@ -1,6 +1,6 @@
 """The real processes: `python worker.py` serves its metrics and the Temporal SDK's on
-WORKER_METRICS_PORT and logs JSON lines; `python -m api` with WEB_CONCURRENCY=2 answers /metrics
-for both of its processes."""
+WORKER_METRICS_PORT and logs JSON lines; `python -m api` exports its Temporal client's metrics, and
+with WEB_CONCURRENCY=2 answers /metrics for both of its processes."""
 
 from __future__ import annotations
 
@@ -134,3 +134,44 @@ async def test_api_processes_share_their_metrics(tmp_path: Path, sqlite_url: str
                 scraped = families(client.get("/metrics", headers={"Connection": "close"}).text)
                 counts.add(scraped.get("flagship_flag_evaluations_total"))
     assert counts == {20.0}, counts
+
+
+async def test_api_exports_its_temporal_client_metrics(
+    tmp_path: Path, sqlite_url: str, temporal_env: WorkflowEnvironment
+) -> None:
+    key = "phx_observabilitytestkey0000000000000000000000"
+    engine = make_async_engine(sqlite_url)
+    async with make_sessionmaker(engine)() as session:
+        creds = await bootstrap(session, personal_api_key=key, project_api_token=TOKEN)
+        await session.commit()
+    await engine.dispose()
+    assert creds is not None
+    port = free_port()
+    env = base_env(tmp_path, sqlite_url) | {
+        "PORT": str(port),
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": temporal_env.client.namespace,
+    }
+    base = f"http://127.0.0.1:{port}"
+    with (
+        process([sys.executable, "worker.py"], env, tmp_path / "worker.log"),
+        process([sys.executable, "-m", "api"], env, tmp_path / "api.log") as api,
+    ):
+        wait_for(f"{base}/_health", api, tmp_path / "api.log")
+        r = httpx.post(
+            f"{base}/api/projects/{creds.project_id}/experiments/",
+            json={"name": "client metrics", "feature_flag_key": "client-metrics"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        text = httpx.get(f"{base}/metrics").text
+    operations = {
+        sample.labels.get("operation")
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in ("temporal_request_total", "temporal_long_request_total")
+    }
+    # The create is an Update-With-Start (one multi-operation RPC, counted as a long request: it
+    # waits for the update's result).
+    assert "ExecuteMultiOperation" in operations, operations
