@@ -2,8 +2,8 @@
 
 Profiling showed the framework, not the work, dominating these requests: FastAPI's middleware layers,
 the nested router match and Starlette's Request/Response objects cost more than evaluating a flag.
-So `SdkFastPath` (installed as the outermost user middleware) answers these paths itself from the ASGI
-scope, and hands everything else to the app untouched. Handlers get a minimal `SdkRequest` and return
+So `SdkFastPath` (outside the FastAPI stack; only tracing, when on, wraps it) answers these paths
+from the ASGI scope, and hands everything else to the app untouched. Handlers get a minimal `SdkRequest` and return
 bytes; they never raise for client errors.
 
 Consequence: middleware added to the app *before* this one (so inside it) never sees SDK traffic.
