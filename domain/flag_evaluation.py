@@ -352,7 +352,11 @@ def _context(
     person = {"distinct_id": distinct_id, **(person_properties or {})}
     groups = groups or {}
     sent = group_properties or {}
-    by_group = {name: {"$group_key": key, **(sent.get(name) or {})} for name, key in groups.items()}
+    # A group's properties that are not an object (a client bug) count as none sent, not as a 500.
+    by_group = {
+        name: {"$group_key": key, **(props if isinstance(props := sent.get(name), Mapping) else {})}
+        for name, key in groups.items()
+    }
     return EvaluationContext(distinct_id, person, groups, by_group, group_type_mapping or {}, device_id)
 
 

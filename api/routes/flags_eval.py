@@ -66,8 +66,15 @@ def _distinct_id(payload: Mapping[str, Any]) -> str:
     return text
 
 
+def _header_token(request: SdkRequest) -> str | None:
+    """Like the flags service, a project token may also come as `Authorization: Bearer phc_…`."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value.startswith("phc_") else None
+
+
 def _project(request: SdkRequest, payload: Any) -> ProjectFlags:
-    token = body_token(payload) or query_token(request.query)
+    token = body_token(payload) or query_token(request.query) or _header_token(request)
     if token is None:
         raise FlagsRequestError(error_response(401, "authentication_error", "not_authenticated", NO_TOKEN))
     cache: FlagCache = request.state.flag_cache

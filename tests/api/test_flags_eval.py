@@ -125,6 +125,7 @@ async def test_token_spellings_and_body_encodings(api: ApiClient, credentials: C
         ("/flags/?v=2", {"distinct_id": "u", "token": token}, {}),
         ("/flags/?v=2", {"distinct_id": "u", "$token": token}, {}),
         (f"/flags?v=2&token={token}", {"distinct_id": "u"}, {}),
+        ("/flags/?v=2", json.dumps({"distinct_id": "u"}).encode(), {"authorization": f"Bearer {token}"}),
         ("/flags/?v=2", gzip.compress(plain), {"content-encoding": "gzip"}),
         ("/flags/?v=2&compression=gzip-js", gzip.compress(plain), {"content-type": "text/plain"}),
         ("/flags/?v=2&compression=base64", base64.b64encode(plain), {}),
@@ -233,6 +234,10 @@ async def test_group_flags_use_the_captured_group_type_mapping(
     assert pro["featureFlags"] == {"company-flag": True, "team-flag": True}
     free = await flags(api, body(credentials, groups=groups, group_properties={"company": {"plan": "free"}}))
     assert free["featureFlags"] == {"company-flag": False, "team-flag": True}
+    # Properties that are not an object are no properties (the property filter cannot match).
+    for junk in ("pro", ["plan", "pro"], 7):
+        odd = await flags(api, body(credentials, groups=groups, group_properties={"company": junk}))
+        assert odd["featureFlags"] == {"company-flag": False, "team-flag": True}, junk
 
 
 async def test_holdout_users_get_the_holdout_variant(api: ApiClient, credentials: Credentials) -> None:
