@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -110,6 +110,9 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     first: dict[str, Any] = (
         dict(errors[0]) if errors else {"type": "value_error", "loc": (), "msg": "Invalid input."}
     )
+    if tuple(first.get("loc", ()))[:1] == ("path",):
+        # `/experiments/abc/`: no object has that id, so DRF's lookup answers 404.
+        return _json(404, error_body("invalid_request", "not_found", "Not found."))
     if first.get("type") == "json_invalid":
         ctx = first.get("ctx") or {}
         reason = ctx.get("error", "Expecting value")
@@ -184,6 +187,24 @@ async def _database_error(_request: Request, exc: Exception) -> Response:
     )
 
 
+def _out_of_range(exc: Exception) -> bool:
+    """A number the database cannot store (SQLite: OverflowError; PostgreSQL: numeric out of range)."""
+    if isinstance(exc, OverflowError):
+        return True
+    if isinstance(exc, StatementError) and isinstance(exc.orig, OverflowError):
+        return True
+    return isinstance(exc, DataError) and "out of range" in str(exc.orig)
+
+
+async def _statement_error(request: Request, exc: Exception) -> Response:
+    """A lookup by an id no row can have (20 digits) finds nothing; as a written value it is invalid."""
+    if not _out_of_range(exc):
+        return await _unexpected(request, exc)
+    if request.method in ("GET", "HEAD"):
+        return _json(404, error_body("invalid_request", "not_found", "Not found."))
+    return _json(400, error_body("validation_error", "invalid_input", "A valid integer is required."))
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return _json(500, error_body("server_error", "error", "A server error occurred."))
@@ -196,6 +217,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(StatementError, _statement_error)  # after OperationalError, its subclass
+    app.add_exception_handler(OverflowError, _statement_error)  # raised unwrapped by some lookups
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(InterfaceError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,6 +29,8 @@ from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
 from observability.metrics import record_transition
 from workflows.constants import EXPERIMENT_WORKFLOW_TYPE, experiment_workflow_id
 from workflows.experiment_support import start_search_attributes
+
+log = logging.getLogger("flagship.api")
 
 NO_WORKER = (
     "No worker is processing experiment changes right now, so this change was not applied. Try again shortly."
@@ -157,6 +160,7 @@ async def _update_with_start(
 
 
 TOO_MANY = "Too many concurrent changes to this experiment. Retry shortly."
+NOT_APPLIED = "The change could not be applied. Try again shortly."
 
 
 def _map_rpc(err: RPCError) -> ApiError:
@@ -176,7 +180,7 @@ def _details(cause: ApplicationError) -> dict[str, Any]:
 def map_failure(cause: BaseException | None) -> ApiError | RawError:
     """ApplicationError(type=…) from a validator, handler or activity -> PostHog's response."""
     if not isinstance(cause, ApplicationError):
-        return service_unavailable("The change could not be applied. Try again shortly.")
+        return service_unavailable(NOT_APPLIED)
     info = _details(cause)
     attr, code = info.get("attr"), info.get("code")
     match cause.type:
@@ -192,8 +196,13 @@ def map_failure(cause: BaseException | None) -> ApiError | RawError:
             return RawError(409, info.get("body") or {"code": "approval_required", "detail": cause.message})
         case "PolicyConflict":
             return RawError(400, info.get("body") or {"code": "policy_conflict", "error": cause.message})
+        case "Unavailable":
+            return service_unavailable(cause.message or NOT_APPLIED)
         case _:
-            return service_unavailable(cause.message or "The change could not be applied. Try again shortly.")
+            # An unexpected failure in the worker: its message may carry SQL or internals (the
+            # worker logged it); the caller gets the generic answer.
+            log.warning("experiment update failed in the worker: %s", cause.type)
+            return service_unavailable(NOT_APPLIED)
 
 
 async def signal_experiment(

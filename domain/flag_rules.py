@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from copy import deepcopy
 from typing import Any
 
+from domain.drf_fields import boolean
 from domain.errors import ValidationFailed
 
 DEFAULT_ROLLOUT_PERCENTAGE = 100
@@ -114,7 +115,7 @@ def _check_group_rollout(group: Mapping[str, Any]) -> None:
     if value is None:
         return  # null means "everyone in the group"
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _filters_error(MSG_ROLLOUT_NOT_NUMBER, "invalid")
+        raise _filters_error(MSG_ROLLOUT_NOT_NUMBER)  # DRF's `invalid`, renamed as PostHog does
     if value < 0:
         raise _filters_error(MSG_ROLLOUT_TOO_LOW, "min_value")
     if value > 100:
@@ -215,6 +216,8 @@ def build_experiment_flag(
     """The FeatureFlagSerializer payload for a new experiment flag (key, name, filters, flags)."""
     params = parameters or {}
     continuity = params.get("ensure_experience_continuity")
+    if continuity is not None:
+        continuity = boolean(continuity, "ensure_experience_continuity")  # the flag's BooleanField
     return {
         "key": feature_flag_key,
         "name": f"Feature Flag for Experiment {experiment_name}",

@@ -38,9 +38,8 @@ def validate_holdout_filters(filters: Sequence[Any]) -> None:
 
 
 def require_filters(filters: Sequence[Any] | None) -> None:
-    """Raised by upstream's `create()`, hence no attr."""
     if not filters:
-        raise ValidationFailed(MSG_FILTERS_REQUIRED)
+        raise ValidationFailed(MSG_FILTERS_REQUIRED, attr="filters")
 
 
 def with_holdout_variant(holdout_id: int, filters: Sequence[Any]) -> list[dict[str, Any]]:

@@ -134,6 +134,9 @@ def check_fields(body: Mapping[str, Any], *, creating: bool) -> None:
 
 
 def check_body_is_object(body: Any) -> dict[str, Any]:
+    """The request body as DRF's serializers see it: an empty body is `{}`."""
+    if body is None:
+        return {}
     if not isinstance(body, dict):
         raise ValidationFailed(f"Invalid data. Expected a dictionary, but got {type(body).__name__}.")
     return body

@@ -7,6 +7,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.experiment_assets import holdout_by_id, saved_metrics_by_ids
+from domain.drf_fields import primary_key, type_name
 from domain.errors import ValidationFailed
 from domain.experiment_rules import validate_saved_metrics_ids
 
@@ -17,7 +18,14 @@ async def resolve_holdout(session: AsyncSession, team_id: int, raw: Any) -> dict
     """`{id, filters}` of a holdout of this team, or None; another team's is "does not exist"."""
     if raw is None:
         return None
-    holdout = await holdout_by_id(session, team_id, int(raw))
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ValidationFailed(
+            f"Incorrect type. Expected pk value, received {type_name(raw)}.",
+            attr="holdout_id",
+            code="incorrect_type",
+        )
+    pk = primary_key(raw)
+    holdout = await holdout_by_id(session, team_id, pk) if pk is not None else None
     if holdout is None:
         raise ValidationFailed(
             f'Invalid pk "{raw}" - object does not exist.', attr="holdout_id", code="does_not_exist"
@@ -30,11 +38,11 @@ async def resolve_saved_metrics(session: AsyncSession, team_id: int, raw: Any) -
     if raw is None:
         return []
     validate_saved_metrics_ids(raw)
-    ids = [int(item["id"]) for item in raw]
-    found = await saved_metrics_by_ids(session, team_id, ids)
+    ids = [primary_key(item["id"]) for item in raw]
+    found = await saved_metrics_by_ids(session, team_id, [pk for pk in ids if pk is not None])
     links = []
-    for item in raw:
-        metric = found.get(int(item["id"]))
+    for item, pk in zip(raw, ids, strict=True):
+        metric = found.get(pk) if pk is not None else None
         if metric is None:
             raise ValidationFailed(SAVED_METRIC_MISSING, attr="saved_metrics_ids")
         links.append(

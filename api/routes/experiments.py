@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from api.deps import ProjectAuth, ProjectContext, SessionDep
@@ -25,10 +25,14 @@ from api.temporal import TemporalGateway
 from db import experiments as queries
 from db.experiment_list import ORDER_FIELDS, ExperimentFilters, list_experiments
 from db.types import utcnow
+from domain.errors import ValidationFailed
 from domain.experiment_messages import TransitionRequest
 from domain.lifecycle import Operation
 
 router = FlexRouter(tags=["experiments"])
+
+# What ExperimentSerializer requires on create, and so on a full update (PUT), in its field order.
+PUT_REQUIRED = ("name", "feature_flag_key")
 
 READ = Depends(ProjectAuth("experiment:read", secret_allowed=True))
 WRITE = Depends(ProjectAuth("experiment:write"))
@@ -69,10 +73,10 @@ async def list_(
 
 @router.post("/experiments/", status_code=201, summary="Create an experiment")
 async def create(
-    body: Annotated[Any, Body()],
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
     gateway: GatewayDep,
+    body: RawBody = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     body = check_body_is_object(body)
@@ -115,10 +119,10 @@ async def _patch(
 @router.patch("/experiments/{experiment_id}/", summary="Update an experiment (soft delete: deleted=true)")
 async def partial_update(
     experiment_id: int,
-    body: Annotated[Any, Body()],
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
     gateway: GatewayDep,
+    body: RawBody = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     return await _patch(experiment_id, body, ctx, session, gateway, idempotency_key)
@@ -127,12 +131,17 @@ async def partial_update(
 @router.put("/experiments/{experiment_id}/", summary="Update an experiment (all required fields)")
 async def update(
     experiment_id: int,
-    body: Annotated[Any, Body()],
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
     gateway: GatewayDep,
+    body: RawBody = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
+    """PATCH's rules, but like DRF's full update the serializer's required fields must be sent."""
+    body = check_body_is_object(body)
+    for field in PUT_REQUIRED:
+        if field not in body:
+            raise ValidationFailed("This field is required.", attr=field, code="required")
     return await _patch(experiment_id, body, ctx, session, gateway, idempotency_key)
 
 

@@ -251,3 +251,58 @@ async def test_flag_edit_rewrites_linked_experiment_parameters(api: ApiClient) -
     assert [v["key"] for v in got["parameters"]["feature_flag_variants"]] == ["control", "a", "b"]
     audit = (await api.get(api.project(f"experiments/{exp['id']}/activity/"))).json()["results"]
     assert audit[0]["operation"] == "update" and audit[0]["outcome"] == "accepted"
+
+
+BIG = 10**20  # more than either database stores in an integer column
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"parameters": {"ensure_experience_continuity": "x"}}, bad("Must be a valid boolean.", "ensure_experience_continuity")),
+        ({"saved_metrics_ids": [{"id": "abc"}]}, bad("Saved metric does not exist or does not belong to this project", "saved_metrics_ids")),
+        ({"saved_metrics_ids": [{"id": BIG}]}, bad("Saved metric does not exist or does not belong to this project", "saved_metrics_ids")),
+        ({"holdout_id": "abc"}, bad("Incorrect type. Expected pk value, received str.", "holdout_id", "incorrect_type")),
+        ({"holdout_id": BIG}, bad(f'Invalid pk "{BIG}" - object does not exist.', "holdout_id", "does_not_exist")),
+    ],
+)  # fmt: skip
+async def test_create_rejects_values_no_row_can_hold(
+    api: ApiClient, overrides: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    body = {"name": "n", "feature_flag_key": "values-no-row-can-hold"} | overrides
+    r = await api.post(api.project("experiments/"), body)
+    assert (r.status_code, r.json()) == (400, expected)
+
+
+async def test_experience_continuity_takes_drf_booleans(api: ApiClient) -> None:
+    exp = await create_experiment(api, parameters={"ensure_experience_continuity": "true"})
+    assert exp["feature_flag"]["ensure_experience_continuity"] is True
+
+
+async def test_ids_no_row_can_have_are_not_found(api: ApiClient) -> None:
+    not_found = {"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None}
+    for path in ("experiments/abc/", f"experiments/{BIG}/"):
+        r = await api.get(api.project(path))
+        assert (r.status_code, r.json()) == (404, not_found), path
+    for query in (f"feature_flag_id={BIG}", f"created_by_id={BIG}"):
+        r = await api.get(api.project(f"experiments/?{query}"))
+        assert r.status_code < 500, (query, r.text)
+
+
+async def test_put_needs_the_required_fields_and_an_empty_patch_is_a_no_op(api: ApiClient) -> None:
+    exp = await create_experiment(api)
+    url = api.project(f"experiments/{exp['id']}/")
+    r = await api.http.put(url, json={}, headers=api._headers(None, None))
+    assert (r.status_code, r.json()) == (400, bad("This field is required.", "name", "required"))
+    r = await api.http.put(url, json={"name": "only"}, headers=api._headers(None, None))
+    assert (r.status_code, r.json()) == (400, bad("This field is required.", "feature_flag_key", "required"))
+    r = await api.http.put(
+        url,
+        json={"name": "full", "feature_flag_key": exp["feature_flag_key"]},
+        headers=api._headers(None, None),
+    )
+    assert r.status_code == 200 and r.json()["name"] == "full", r.text
+    r = await api.http.patch(url, headers=api._headers(None, None))  # no body at all
+    assert r.status_code == 200 and r.json()["name"] == "full", r.text
+    r = await api.http.post(api.project("experiments/"), headers=api._headers(None, None))
+    assert (r.status_code, r.json()) == (400, bad("This field is required.", "name", "required"))

@@ -111,8 +111,8 @@ def test_valid_filters_pass() -> None:
         (-1, "Ensure this value is greater than or equal to 0.", "min_value"),
         (100.5, "Ensure this value is less than or equal to 100.", "max_value"),
         (101, "Ensure this value is less than or equal to 100.", "max_value"),
-        ("50", "A valid number is required.", "invalid"),
-        (True, "A valid number is required.", "invalid"),
+        ("50", "A valid number is required.", "invalid_input"),
+        (True, "A valid number is required.", "invalid_input"),
     ],
 )
 def test_group_rollout_must_be_within_0_and_100(rollout: object, detail: str, code: str) -> None:
