@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from db.experiments import facts_of
+from db.experiments import facts_of, fingerprint_settings
 from db.tables import Experiment, FeatureFlag
 from domain.experiment_messages import TransitionRequest
-from domain.fingerprint import compute_metric_fingerprint
+from domain.fingerprint import with_fingerprints
 from domain.flag_rules import ensure_variant_on_flag, ship_variant_filters
 from domain.lifecycle import Operation, apply_transition, check_transition, flag_active_after
 from domain.scheduling import cancel_pending, has_schedule, with_status
@@ -92,19 +92,6 @@ def _apply_conclusion(operation: Operation, experiment: Experiment, request: Tra
 
 def refresh_fingerprints(experiment: Experiment) -> None:
     """Fingerprints depend on start_date and the stats method, so launch recomputes them."""
-    method = (experiment.stats_config or {}).get("method") or "bayesian"
-    excluded = (experiment.parameters or {}).get("excluded_variants") or []
-
-    def with_fingerprint(metric: dict[str, object]) -> dict[str, object]:
-        fingerprint = compute_metric_fingerprint(
-            metric,
-            experiment.start_date,
-            method,
-            experiment.exposure_criteria,
-            experiment.only_count_matured_users,
-            excluded,
-        )
-        return {**metric, "fingerprint": fingerprint}
-
-    experiment.metrics = [with_fingerprint(m) for m in experiment.metrics or []]
-    experiment.metrics_secondary = [with_fingerprint(m) for m in experiment.metrics_secondary or []]
+    common = fingerprint_settings(experiment)
+    experiment.metrics = with_fingerprints(experiment.metrics, **common)
+    experiment.metrics_secondary = with_fingerprints(experiment.metrics_secondary, **common)

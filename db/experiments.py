@@ -93,6 +93,17 @@ def snapshot_fields(experiment: Experiment, flag: FeatureFlag | None) -> dict[st
     }
 
 
+def fingerprint_settings(experiment: Experiment) -> dict[str, Any]:
+    """The experiment's inputs to its metrics' fingerprints (domain.fingerprint.with_fingerprints)."""
+    return {
+        "start_date": experiment.start_date,
+        "stats_config": experiment.stats_config,
+        "exposure_criteria": experiment.exposure_criteria,
+        "only_count_matured_users": experiment.only_count_matured_users,
+        "parameters": experiment.parameters,
+    }
+
+
 def refresh_status(experiment: Experiment) -> None:
     """PostHog's save(): the stored status is always recomputed from the dates."""
     experiment.status = stored_status(experiment.start_date, experiment.end_date).value

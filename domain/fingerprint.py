@@ -74,3 +74,27 @@ def compute_metric_fingerprint(
 
     json_str = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(json_str.encode("utf-8")).hexdigest()
+
+
+def with_fingerprints(
+    metrics: list[Any] | None,
+    *,
+    start_date: datetime | None,
+    stats_config: dict[str, Any] | None,
+    exposure_criteria: dict[str, Any] | None,
+    only_count_matured_users: bool,
+    parameters: dict[str, Any] | None,
+) -> list[Any]:
+    """The experiment's metrics (dicts only), each with its fingerprint for these settings."""
+    method = (stats_config or {}).get("method") or "bayesian"
+    excluded = (parameters or {}).get("excluded_variants") or []
+    return [
+        {
+            **metric,
+            "fingerprint": compute_metric_fingerprint(
+                metric, start_date, method, exposure_criteria, only_count_matured_users, excluded
+            ),
+        }
+        for metric in metrics or []
+        if isinstance(metric, dict)
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.experiments.fields import check_fields, parse_datetime
-from api.experiments.metrics_prep import prepare_metrics, with_fingerprints
+from api.experiments.metrics_prep import prepare_metrics
 from api.experiments.references import resolve_holdout, resolve_saved_metrics
 from db import flags as flag_queries
 from db.tables import FeatureFlag
@@ -31,6 +31,7 @@ from domain.experiment_rules import (
     web_variants,
     writable_fields,
 )
+from domain.fingerprint import with_fingerprints
 from domain.flag_rules import (
     build_experiment_flag,
     flag_variant_keys,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.event_definitions import existing_action_ids, known_event_names
-from domain.fingerprint import compute_metric_fingerprint
 from domain.metrics import (
     assign_metric_uuids,
     check_action_ids,
@@ -48,26 +46,3 @@ async def prepare_metrics(
         names = collect_event_names(both)
         check_event_names(both, await known_event_names(session, team_id, names))
     return primary, secondary
-
-
-def with_fingerprints(
-    metrics: list[Any] | None,
-    *,
-    start_date: datetime | None,
-    stats_config: dict[str, Any] | None,
-    exposure_criteria: dict[str, Any] | None,
-    only_count_matured_users: bool,
-    parameters: dict[str, Any] | None,
-) -> list[Any]:
-    method = (stats_config or {}).get("method") or "bayesian"
-    excluded = (parameters or {}).get("excluded_variants") or []
-    return [
-        {
-            **metric,
-            "fingerprint": compute_metric_fingerprint(
-                metric, start_date, method, exposure_criteria, only_count_matured_users, excluded
-            ),
-        }
-        for metric in metrics or []
-        if isinstance(metric, dict)
-    ]

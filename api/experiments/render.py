@@ -10,9 +10,11 @@ from api.render import iso
 from api.schemas.accounts import user_basic
 from api.schemas.flags import minimal_flag_out
 from db import accounts
-from db.experiment_assets import holdout_by_id, links_of
-from db.tables import Experiment, ExperimentHoldout, ExperimentSavedMetric, FeatureFlag
+from db.experiment_assets import holdout_by_id, links_of, saved_metrics_by_ids
+from db.experiments import fingerprint_settings
+from db.tables import Experiment, ExperimentHoldout, FeatureFlag
 from domain.experiment_rules import parameters_output
+from domain.fingerprint import with_fingerprints
 from domain.lifecycle import LifecycleFacts, status_of
 from domain.scheduling import scheduled_actions
 
@@ -46,10 +48,19 @@ def experiment_status(experiment: Experiment, flag: FeatureFlag | None) -> str:
 async def _saved_metrics(session: AsyncSession, experiment: Experiment) -> list[dict[str, Any]]:
     assert experiment.id is not None
     out = []
-    for link in await links_of(session, experiment.id):
-        metric = await session.get(ExperimentSavedMetric, link.saved_metric_id)
+    links = await links_of(session, experiment.id)
+    found = await saved_metrics_by_ids(session, experiment.team_id, [link.saved_metric_id for link in links])
+    settings = fingerprint_settings(experiment)
+    for link in links:
+        metric = found.get(link.saved_metric_id)
         if metric is None:
             continue
+        # Like upstream, the query carries the fingerprint it has in this experiment.
+        query = (
+            with_fingerprints([metric.query], **settings)[0]
+            if isinstance(metric.query, dict)
+            else metric.query
+        )
         out.append(
             {
                 "id": link.id,
@@ -57,7 +68,7 @@ async def _saved_metrics(session: AsyncSession, experiment: Experiment) -> list[
                 "saved_metric": metric.id,
                 "metadata": link.metadata_,
                 "created_at": iso(link.created_at),
-                "query": metric.query,
+                "query": query,
                 "name": metric.name,
             }
         )

@@ -7,12 +7,13 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.experiments.fields import check_fields, parse_datetime
-from api.experiments.metrics_prep import prepare_metrics, with_fingerprints
+from api.experiments.metrics_prep import prepare_metrics
 from api.experiments.references import resolve_holdout, resolve_saved_metrics
 from db.experiment_assets import links_of
 from db.tables import Experiment, ExperimentSavedMetric, FeatureFlag
 from domain import experiment_rules as rules
 from domain.experiment_messages import UpdateRequest
+from domain.fingerprint import with_fingerprints
 from domain.flag_rules import (
     flag_variant_keys,
     flag_variants,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from domain.fingerprint import compute_metric_fingerprint
 from tests.support.api_client import ApiClient
-from tests.support.experiments import create_experiment
+from tests.support.experiments import action, create_experiment
 from tests.support.projects import in_project, other_project, scoped_key
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -98,6 +100,21 @@ async def test_experiment_links_follow_patch_and_delete(api: ApiClient) -> None:
     inline_uuid = exp["metrics"][0]["uuid"]
     assert exp["primary_metrics_ordered_uuids"] == [inline_uuid, p_uuid]
     assert [m["saved_metric"] for m in exp["saved_metrics"]] == [primary["id"]]
+    # The linked query carries the fingerprint it has in this experiment (a draft: no start date),
+    # the same one as an inline copy of it would get.
+    query = exp["saved_metrics"][0]["query"]
+    assert query["fingerprint"] == compute_metric_fingerprint(
+        primary["query"], None, "bayesian", exp["exposure_criteria"], exp["only_count_matured_users"]
+    )
+    launched = (await action(api, exp["id"], "launch")).json()
+    assert launched["saved_metrics"][0]["query"]["fingerprint"] == compute_metric_fingerprint(
+        primary["query"],
+        datetime.fromisoformat(launched["start_date"].replace("Z", "+00:00")),
+        "bayesian",
+        exp["exposure_criteria"],
+        False,
+    )
+    await action(api, exp["id"], "reset")
     path = api.project(f"experiments/{exp['id']}/")
 
     links = [
