@@ -119,7 +119,7 @@ def _target_team_id(body: dict[str, Any]) -> int:
         raise ValidationFailed("A valid integer is required.", attr="target_team_id")
     for attr in ("feature_flag_key", "name"):
         if attr in body:
-            check_string(attr, body[attr], max_length=10**6, allow_null=False, allow_blank=True)
+            body[attr] = check_string(attr, body[attr], max_length=10**6, allow_null=False, allow_blank=True)
     return int(raw)
 
 

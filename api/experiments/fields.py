@@ -6,10 +6,11 @@ message come out as PostHog's do (a pydantic model would report differently).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.drf_fields import boolean
 from domain.errors import ValidationFailed
 
 CONCLUSIONS = ("won", "lost", "inconclusive", "stopped_early", "invalid")
@@ -24,17 +25,25 @@ def _fail(attr: str, detail: str, code: str = "invalid_input") -> ValidationFail
     return ValidationFailed(detail, attr=attr, code=code)
 
 
-def check_string(attr: str, value: Any, *, max_length: int, allow_null: bool, allow_blank: bool) -> None:
+def check_string(attr: str, value: Any, *, max_length: int, allow_null: bool, allow_blank: bool) -> Any:
+    """DRF's CharField: numbers become strings, surrounding whitespace is trimmed, and the value
+    comes back normalized."""
     if value is None:
         if not allow_null:
             raise _fail(attr, "This field may not be null.", "null")
-        return
-    if not isinstance(value, str):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _fail(attr, "Not a valid string.")
-    if not value.strip() and not allow_blank:
-        raise _fail(attr, "This field may not be blank.", "blank")
-    if len(value) > max_length:
+    text = str(value).strip()
+    if not text:
+        if not allow_blank:
+            raise _fail(attr, "This field may not be blank.", "blank")
+        return ""
+    if len(text) > max_length:
         raise _fail(attr, f"Ensure this field has no more than {max_length} characters.", "max_length")
+    if "\x00" in text:
+        raise _fail(attr, "Null characters are not allowed.", "null_characters_not_allowed")
+    return text
 
 
 def check_choice(attr: str, value: Any, choices: tuple[str, ...], *, allow_null: bool = True) -> None:
@@ -63,9 +72,11 @@ def check_datetime(attr: str, value: Any) -> None:
     parse_datetime(attr, value)
 
 
-def check_bool(attr: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise _fail(attr, "Must be a valid boolean.")
+def check_bool(attr: str, value: Any) -> bool:
+    """DRF's BooleanField: "true", 1 and the like are booleans too; null is not one."""
+    if value is None:
+        raise _fail(attr, "This field may not be null.", "null")
+    return boolean(value, attr)
 
 
 def check_json_object(attr: str, value: Any, *, allow_null: bool = True) -> None:
@@ -91,7 +102,7 @@ def check_int(attr: str, value: Any) -> None:
         )
 
 
-FieldCheck = Callable[[str, Any], None]
+FieldCheck = Callable[[str, Any], Any]  # returns the normalized value (None: keep the one sent)
 
 # DRF validates declared fields in declaration order; the first error is the one reported.
 FIELD_CHECKS: tuple[tuple[str, FieldCheck], ...] = (
@@ -121,16 +132,21 @@ FIELD_CHECKS: tuple[tuple[str, FieldCheck], ...] = (
 )
 
 REQUIRED_ON_CREATE = ("name", "feature_flag_key")
+# The CharFields above: their checked value (trimmed, numbers as text) replaces the one sent.
+_STRING_FIELDS = frozenset({"name", "description", "feature_flag_key", "conclusion_comment"})
 
 
-def check_fields(body: Mapping[str, Any], *, creating: bool) -> None:
+def check_fields(body: dict[str, Any], *, creating: bool) -> None:
+    """Validate in DRF's order, and store the coerced strings and booleans back into `body`."""
     if creating:
         for name in REQUIRED_ON_CREATE:
             if name not in body:
                 raise _fail(name, "This field is required.", "required")
     for name, check in FIELD_CHECKS:
         if name in body:
-            check(name, body[name])
+            value = check(name, body[name])
+            if name in _STRING_FIELDS or check is check_bool:
+                body[name] = value
 
 
 def check_body_is_object(body: Any) -> dict[str, Any]:

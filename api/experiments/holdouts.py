@@ -23,9 +23,11 @@ def _check_fields(body: dict[str, Any], *, name_required: bool) -> None:
     if name_required and "name" not in body:
         raise ValidationFailed("This field is required.", attr="name", code="required")
     if "name" in body:
-        check_string("name", body["name"], max_length=400, allow_null=False, allow_blank=False)
+        body["name"] = check_string("name", body["name"], max_length=400, allow_null=False, allow_blank=False)
     if "description" in body:
-        check_string("description", body["description"], max_length=400, allow_null=True, allow_blank=True)
+        body["description"] = check_string(
+            "description", body["description"], max_length=400, allow_null=True, allow_blank=True
+        )
     if "filters" in body:
         filters = body["filters"]
         if filters is None:

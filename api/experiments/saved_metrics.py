@@ -29,15 +29,19 @@ def _check_fields(body: dict[str, Any], *, required: bool) -> None:
         if required and attr not in body:
             raise ValidationFailed("This field is required.", attr=attr, code="required")
     if "name" in body:
-        check_string("name", body["name"], max_length=400, allow_null=False, allow_blank=False)
+        body["name"] = check_string("name", body["name"], max_length=400, allow_null=False, allow_blank=False)
     if "description" in body:
-        check_string("description", body["description"], max_length=400, allow_null=True, allow_blank=True)
+        body["description"] = check_string(
+            "description", body["description"], max_length=400, allow_null=True, allow_blank=True
+        )
     if "query" in body and body["query"] is None:
         raise ValidationFailed("This field may not be null.", attr="query", code="null")
     if "tags" in body:
         check_json_list("tags", body["tags"])
-        for tag in body["tags"]:
+        body["tags"] = [
             check_string("tags", tag, max_length=255, allow_null=False, allow_blank=False)
+            for tag in body["tags"]
+        ]
 
 
 def _new_uuid() -> str:

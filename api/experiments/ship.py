@@ -18,24 +18,29 @@ def ship_request(data: dict[str, Any], base: TransitionRequest) -> TransitionReq
     """ShipVariantSerializer: variant_key required; conclusion/comment set only when provided."""
     if "variant_key" not in data:
         raise ValidationFailed("This field is required.", attr="variant_key", code="required")
-    check_string("variant_key", data["variant_key"], max_length=400, allow_null=False, allow_blank=False)
+    variant_key = check_string(
+        "variant_key", data["variant_key"], max_length=400, allow_null=False, allow_blank=False
+    )
     check_choice("conclusion", data.get("conclusion"), CONCLUSIONS)
-    check_string(
+    comment = check_string(
         "conclusion_comment",
         data.get("conclusion_comment"),
         max_length=10**6,
         allow_null=True,
         allow_blank=True,
     )
-    if "release_to_everyone" in data:
+    release = (
         check_bool("release_to_everyone", data["release_to_everyone"])
+        if "release_to_everyone" in data
+        else False
+    )
     provided = "conclusion" in data or "conclusion_comment" in data
     return base.model_copy(
         update={
-            "variant_key": data["variant_key"],
-            "release_to_everyone": bool(data.get("release_to_everyone", False)),
+            "variant_key": variant_key,
+            "release_to_everyone": release,
             "conclusion": data.get("conclusion"),
-            "conclusion_comment": data.get("conclusion_comment"),
+            "conclusion_comment": comment,
             "conclusion_provided": provided,
         }
     )

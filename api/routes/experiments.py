@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.experiments import commands
 from api.experiments.creation import create_via_workflow
-from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice
+from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice, check_string
 from api.experiments.render import experiment_out
 from api.experiments.ship import already_applied, ship_request
 from api.experiments.update import build_update_request
@@ -158,9 +158,13 @@ def _transition_request(operation: Operation, body: Any, ctx: ProjectContext) ->
         return ship_request(data, req)
     if operation == "end":
         check_choice("conclusion", data.get("conclusion"), CONCLUSIONS)
-        comment = data.get("conclusion_comment")
-        if comment is not None and not isinstance(comment, str):
-            raise bad_request("Not a valid string.", attr="conclusion_comment")
+        comment = check_string(
+            "conclusion_comment",
+            data.get("conclusion_comment"),
+            max_length=10**6,
+            allow_null=True,
+            allow_blank=True,
+        )
         req = req.model_copy(
             update={
                 "conclusion": data.get("conclusion"),

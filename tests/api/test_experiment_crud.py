@@ -306,3 +306,25 @@ async def test_put_needs_the_required_fields_and_an_empty_patch_is_a_no_op(api: 
     assert r.status_code == 200 and r.json()["name"] == "full", r.text
     r = await api.http.post(api.project("experiments/"), headers=api._headers(None, None))
     assert (r.status_code, r.json()) == (400, bad("This field is required.", "name", "required"))
+
+
+async def test_fields_coerce_like_drf(api: ApiClient) -> None:
+    """CharFields take numbers and trim; BooleanFields take "true" and 1; null and NUL are errors."""
+    exp = await create_experiment(api, name=123, description="  padded  ", feature_flag_key="coerced-fields")
+    assert (exp["name"], exp["description"]) == ("123", "padded")
+    url = api.project(f"experiments/{exp['id']}/")
+    r = await api.patch(url, {"archived": "true"})
+    assert r.status_code == 200 and r.json()["archived"] is True, r.text
+    r = await api.patch(url, {"archived": 0})
+    assert r.status_code == 200 and r.json()["archived"] is False, r.text
+    r = await api.patch(url, {"archived": None})
+    assert (r.status_code, r.json()) == (400, bad("This field may not be null.", "archived", "null"))
+    r = await api.patch(url, {"archived": "maybe"})
+    assert (r.status_code, r.json()) == (400, bad("Must be a valid boolean.", "archived"))
+    r = await api.patch(url, {"name": "a\u0000b"})
+    assert (r.status_code, r.json()) == (
+        400,
+        bad("Null characters are not allowed.", "name", "null_characters_not_allowed"),
+    )
+    r = await api.patch(url, {"name": True})
+    assert (r.status_code, r.json()) == (400, bad("Not a valid string.", "name"))
