@@ -13,16 +13,23 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.schemas.flags import minimal_flag_out
 from db.engine import make_sessionmaker
-from db.flag_snapshot import FlagMarker, flag_markers, group_type_mappings, live_flags, project_tokens
+from db.flag_snapshot import (
+    FlagMarker,
+    flag_markers,
+    flags_with_experiments,
+    group_type_mappings,
+    live_flags,
+    project_tokens,
+)
 from db.tables import FeatureFlag
 from domain.flag_evaluation import CompiledFlag, FlagDefinition
 
@@ -30,6 +37,15 @@ log = logging.getLogger("flagship.flag_cache")
 
 # Half the one-second visibility budget: a change lands at most one poll plus one rebuild later.
 POLL_SECONDS = 0.25
+
+
+class FlagMetadata(NamedTuple):
+    """What `/flags` reports of a flag besides its evaluation (`metadata`)."""
+
+    id: int
+    version: int | None
+    description: str  # the flag's `name`, which PostHog's UI calls its description
+    has_experiment: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +57,7 @@ class ProjectFlags:
     secret: str | None
     active: tuple[CompiledFlag, ...]
     by_key: Mapping[str, CompiledFlag]
-    metadata: Mapping[str, tuple[int, int | None, str]]  # key -> (id, version, name)
+    metadata: Mapping[str, FlagMetadata]
     group_types: Mapping[str, int]  # group type name -> index
     group_type_mapping: Mapping[str, str]  # "index" -> name, the evaluation engine's view
     definition_flags: tuple[dict[str, Any], ...]
@@ -78,6 +94,7 @@ def build_project(
     secret: str | None,
     flags: Sequence[FeatureFlag],
     group_types: Mapping[str, int],
+    experiment_flag_ids: Collection[int] = (),
 ) -> ProjectFlags:
     definitions = tuple(definition_out(flag) for flag in flags)
     compiled = [flag for row in definitions if row["active"] and (flag := _compile(row)) is not None]
@@ -88,7 +105,9 @@ def build_project(
         secret=secret,
         active=tuple(compiled),
         by_key={flag.definition.key: flag for flag in compiled},
-        metadata={f.key: (f.id or 0, f.version, f.name) for f in flags},
+        metadata={
+            f.key: FlagMetadata(f.id or 0, f.version, f.name, f.id in experiment_flag_ids) for f in flags
+        },
         group_types=dict(group_types),
         group_type_mapping={str(index): name for name, index in group_types.items()},
         definition_flags=definitions,
@@ -166,14 +185,18 @@ class FlagCache:
             ]
             flags_by_team: dict[int, list[FeatureFlag]] = {pid: [] for pid in changed}
             groups: dict[int, dict[str, int]] = {}
+            experiment_flags: set[int] = set()
             if changed:
                 for flag in await live_flags(session, changed):
                     flags_by_team[flag.team_id].append(flag)
                 groups = await group_type_mappings(session, changed)
+                experiment_flags = await flags_with_experiments(session, changed)
         by_id = {pid: self._by_id[pid] for pid, _, _ in tokens if pid in self._by_id and pid not in changed}
         for pid, token, secret in tokens:
             if pid in flags_by_team:
-                by_id[pid] = build_project(pid, token, secret, flags_by_team[pid], groups.get(pid, {}))
+                by_id[pid] = build_project(
+                    pid, token, secret, flags_by_team[pid], groups.get(pid, {}), experiment_flags
+                )
         self._markers = markers
         self._publish(by_id)
         self.loaded = True

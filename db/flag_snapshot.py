@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.tables import FeatureFlag, GroupTypeMapping, Project
+from db.tables import Experiment, FeatureFlag, GroupTypeMapping, Project
 
 # Every flag write bumps `version` and `updated_at` (API and activities), and soft deletes are writes, so
 # (count, max(updated_at), sum(version)) changes whenever any flag of the project does.
@@ -34,6 +34,14 @@ async def flag_markers(session: AsyncSession) -> dict[int, FlagMarker]:
     )
     for team, count in group_rows.all():
         markers[int(team)] = (*markers.get(int(team), ()), "groups", count)
+    # Linking or unlinking an experiment changes a flag's `has_experiment` without touching the flag.
+    experiment_rows = await session.exec(
+        select(Experiment.team_id, func.count(), func.max(Experiment.updated_at))
+        .where(col(Experiment.deleted).is_(False))
+        .group_by(col(Experiment.team_id))
+    )
+    for team, count, latest in experiment_rows.all():
+        markers[int(team)] = (*markers.get(int(team), ()), "experiments", count, latest)
     return markers
 
 
@@ -45,6 +53,16 @@ async def live_flags(session: AsyncSession, team_ids: Collection[int]) -> Sequen
         .order_by(col(FeatureFlag.id))
     )
     return result.all()
+
+
+async def flags_with_experiments(session: AsyncSession, team_ids: Collection[int]) -> set[int]:
+    """Ids of the flags an experiment (not deleted) uses: `/flags` metadata `has_experiment`."""
+    result = await session.exec(
+        select(Experiment.feature_flag_id)
+        .where(col(Experiment.team_id).in_(list(team_ids)), col(Experiment.deleted).is_(False))
+        .distinct()
+    )
+    return {int(flag_id) for flag_id in result.all() if flag_id is not None}
 
 
 async def group_type_mappings(session: AsyncSession, team_ids: Collection[int]) -> dict[int, dict[str, int]]:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from api.capture_parse import PayloadError, body_token, decode_body, query_token
-from api.flag_cache import FlagCache, ProjectFlags
+from api.flag_cache import FlagCache, FlagMetadata, ProjectFlags
 from api.sdk_asgi import Routes, SdkRequest, SdkResponse, error_response
 from domain.flag_evaluation import FlagResult, evaluate_flags
 
@@ -136,7 +136,7 @@ class Fragments(NamedTuple):
     enabled: bool
 
 
-def _fragments(result: FlagResult, meta: tuple[int, int | None, str]) -> Fragments:
+def _fragments(result: FlagResult, meta: FlagMetadata) -> Fragments:
     detail = {
         "key": result.key,
         "enabled": result.enabled,
@@ -146,7 +146,13 @@ def _fragments(result: FlagResult, meta: tuple[int, int | None, str]) -> Fragmen
             "condition_index": result.condition_index,
             "description": result.description,
         },
-        "metadata": {"id": meta[0], "version": meta[1], "description": meta[2], "payload": result.payload},
+        "metadata": {
+            "id": meta.id,
+            "version": meta.version,
+            "description": meta.description,
+            "payload": result.payload,
+            "has_experiment": meta.has_experiment,
+        },
     }
     key = orjson.dumps(result.key) + b":"
     payload = key + orjson.dumps(result.payload) if result.enabled and result.payload is not None else None

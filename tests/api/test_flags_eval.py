@@ -24,6 +24,7 @@ from db.engine import make_async_engine, make_sessionmaker
 from db.tables import FeatureFlag
 from settings import Settings
 from tests.support.api_client import ApiClient
+from tests.support.experiments import create_experiment
 
 MV: dict[str, Any] = {
     "groups": [{"properties": [], "rollout_percentage": 100}],
@@ -91,6 +92,7 @@ async def test_detailed_shape_for_v2_and_v4(api: ApiClient, credentials: Credent
             "version": 1,
             "description": "Checkout test",
             "payload": MV["payloads"][variant],
+            "has_experiment": False,
         },
     }
     assert answer["featureFlags"] == {"checkout": variant}
@@ -329,3 +331,21 @@ async def test_experiment_pause_and_resume_keep_every_variant(
         for n in range(200)
     }
     assert after == before
+
+
+@pytest.mark.usefixtures("worker")
+async def test_metadata_says_which_flags_run_an_experiment(api: ApiClient, credentials: Credentials) -> None:
+    """`has_experiment` (the SDKs add `$feature_flag_has_experiment` to exposures from it) follows
+    experiments linked to an existing flag, and their deletion, with no change to the flag itself."""
+    await create_flag(api, "plain", rollout(100))
+    await create_flag(api, "tested", MV)
+    await eventually(api, body(credentials), lambda a: {"plain", "tested"} <= set(a["flags"]))
+    exp = await create_experiment(api, feature_flag_key="tested")
+
+    def has_experiment(answer: dict[str, Any]) -> dict[str, bool]:
+        return {key: answer["flags"][key]["metadata"]["has_experiment"] for key in ("plain", "tested")}
+
+    await eventually(api, body(credentials), lambda a: has_experiment(a) == {"plain": False, "tested": True})
+    deleted = await api.patch(api.project(f"experiments/{exp['id']}/"), {"deleted": True})
+    assert deleted.status_code == 200, deleted.text
+    await eventually(api, body(credentials), lambda a: has_experiment(a) == {"plain": False, "tested": False})
