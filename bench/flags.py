@@ -1,6 +1,7 @@
 """Benchmark of the SDK hot paths: `/flags` req/s with p50/p99, and `/batch` ingestion in events/s.
 
     .venv/bin/python bench/flags.py [--seconds 10] [--connections 64] [--workers 1]
+    .venv/bin/python bench/flags.py --metrics-overhead [--rounds 10]   # metrics on vs off, paired
 
 Starts the real thing: `python -m db upgrade` on a fresh SQLite file, `python -m api` (uvicorn, uvloop,
 httptools) with TEMPORAL_ADDRESS on a closed port (/flags needs no Temporal), 100 active flags created
@@ -279,7 +280,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="WEB_CONCURRENCY of the API")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--batch-connections", type=int, default=8)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--metrics-overhead",
+        action="store_true",
+        help="instead: /flags with metrics on and off, paired rounds (bench/flags_metrics_overhead.py)",
+    )
+    args, rest = parser.parse_known_args()
+    if args.metrics_overhead:
+        from bench import flags_metrics_overhead
+
+        sys.argv = [sys.argv[0], *rest]
+        flags_metrics_overhead.main()
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     with tempfile.TemporaryDirectory(prefix="flagship-bench-") as tmp:
         port = free_port()
         env = _env(Path(tmp), port, args.workers)
