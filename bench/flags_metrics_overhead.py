@@ -1,10 +1,11 @@
 """What Prometheus metrics cost on the /flags hot path: the same load with FLAGSHIP_METRICS=1 and =0.
 
-    .venv/bin/python bench/flags_metrics_overhead.py [--seconds 2] [--rounds 10] [--connections 64]
+    .venv/bin/python bench/flags_metrics_overhead.py [--seconds 2] [--rounds 16] [--pairs 4] [--connections 64]
 
 Two real APIs (`python -m api`, one process each, as bench/flags.py starts it), one with metrics on
 and one with them off, each on its own SQLite file with the same 100 flags. Each round loads both,
-back to back in alternating order. Printed per load: the median throughput of each and the median
+back to back in alternating order, and the rounds are spread over several fresh pairs of servers
+(two processes of the same code differ by several % on their own). Printed per load: the median throughput of each and the median
 of the paired rounds' loss (the target: ≤ 5 %), the best rounds, and the API process's CPU time per
 request (median of the rounds), which is what throughput is the inverse of and which stays put
 when other work on the machine takes CPU from the API. Also printed, in-process and so free of
@@ -244,13 +245,12 @@ async def app_cost(database_url: str, rounds: int = 15, requests: int = 400) -> 
 Figures = dict[tuple[str, bool], list[tuple[float, float]]]  # (req/s, server CPU µs per request)
 
 
-def measure(servers: dict[bool, Server], args: argparse.Namespace) -> Figures:
+def measure(servers: dict[bool, Server], rounds: int, args: argparse.Namespace, figures: Figures) -> None:
     """Each round loads both APIs back to back, in alternating order, so a burst of other work on
     the machine lands on one pair instead of biasing one side."""
     for server in servers.values():
         _load(server.port, "all", 2, args.connections)  # warm-up
-    figures: Figures = {}
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for mode in MODES:
             for metrics in (True, False) if round_ % 2 == 0 else (False, True):
                 server = servers[metrics]
@@ -258,7 +258,6 @@ def measure(servers: dict[bool, Server], args: argparse.Namespace) -> Figures:
                 result = _load(server.port, mode, args.seconds, args.connections)
                 per_request = (server.cpu_seconds() - cpu) / result["requests"] * 1e6
                 figures.setdefault((mode, metrics), []).append((float(result["rps"]), per_request))
-    return figures
 
 
 def _paired_loss(on: list[float], off: list[float]) -> float:
@@ -272,6 +271,7 @@ def report(
     print(
         f"Flagship /flags with metrics on (FLAGSHIP_METRICS=1) and off (=0), 100 active flags;"
         f" over HTTP: {args.connections} connections, {args.rounds} rounds of {args.seconds:g} s each"
+        f" over {args.pairs} fresh server pairs"
     )
     on_cost, off_cost, bare_cost = costs
     print(
@@ -313,18 +313,28 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--pairs", type=int, default=4, help="fresh on/off server pairs to spread the rounds over"
+    )
     args = parser.parse_args()
+    args.pairs = max(1, min(args.pairs, args.rounds))
     costs = in_process_cost()
     if PIN:
         os.sched_setaffinity(0, {1})  # the load generators, children of this process, run on CPU 1
-    with ExitStack() as stack:
-        servers = {metrics: stack.enter_context(api(metrics)) for metrics in (True, False)}
-        figures = measure(servers, args)
-        if PIN:
-            os.sched_setaffinity(0, {0})
-        app = asyncio.run(app_cost(servers[True].database_url))
+    figures: Figures = {}
+    # Two processes running the same code differ by several % (memory layout, hash seeds): fresh
+    # pairs of servers, each pair loaded for its share of the rounds, average that out.
+    for pair in range(args.pairs):
+        with ExitStack() as stack:
+            servers = {metrics: stack.enter_context(api(metrics)) for metrics in (True, False)}
+            share = args.rounds // args.pairs + (1 if pair < args.rounds % args.pairs else 0)
+            measure(servers, share, args, figures)
+            if pair == args.pairs - 1:
+                if PIN:
+                    os.sched_setaffinity(0, {0})
+                app = asyncio.run(app_cost(servers[True].database_url))
     report(figures, app, args, costs)
 
 
