@@ -3,16 +3,19 @@ the audit trail, and the idempotent-transaction runner every write goes through.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities.errors import to_application_error
 from db import experiments as queries
+from db.engine import write_queue
 from db.tables import AppliedOperation, Experiment, ExperimentActivity, FeatureFlag
 from domain.errors import DomainError, NotFound
 from domain.experiment_messages import AppliedRecord, ExperimentSnapshot, Truth
@@ -35,6 +38,10 @@ class RowWriter:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
 
+    def _write_queue(self) -> AbstractAsyncContextManager[Any]:
+        engine = self.sessionmaker.kw.get("bind")
+        return write_queue(engine) if isinstance(engine, AsyncEngine) else contextlib.nullcontext()
+
     async def once(
         self,
         op_id: str,
@@ -52,7 +59,7 @@ class RowWriter:
         adopts the truth.
         """
         try:
-            async with self.sessionmaker() as session:
+            async with self._write_queue(), self.sessionmaker() as session:
                 try:
                     snapshot: ExperimentSnapshot = await work(session)
                     session.add(

@@ -6,6 +6,10 @@ the async driver for the same database, migrations the sync one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import event
@@ -61,6 +65,25 @@ def make_sync_engine(url: str) -> Engine:
     if is_sqlite(url):
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def write_queue(engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
+    """Hold around a write transaction: on SQLite, one at a time per process, first come first served.
+
+    SQLite admits one writer; one that finds the lock taken sleeps in growing steps (the busy
+    timeout's backoff, up to 100 ms a step), so concurrent writers in one process stretched a 10 ms
+    transaction into hundreds of milliseconds under load. Queued here they run back to back.
+    PostgreSQL needs nothing: its row locks queue writers of the same row and no one else.
+    """
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    lock = _SQLITE_WRITERS.get(engine.sync_engine)
+    if lock is None:
+        lock = _SQLITE_WRITERS[engine.sync_engine] = asyncio.Lock()
+    return lock
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
