@@ -51,6 +51,13 @@ class SdkResponse:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
+def bearer_token(request: SdkRequest) -> str | None:
+    """The credential of `Authorization: Bearer <value>`, if the request carries one."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value else None
+
+
 Handler = Callable[[SdkRequest], Awaitable[SdkResponse]]
 Routes = Mapping[str, tuple[frozenset[str], Handler]]
 

@@ -43,10 +43,3 @@ def primary_key(value: Any) -> int | None:
     if not isinstance(value, int) or not 0 < value <= MAX_PK:
         return None
     return value
-
-
-def type_name(value: Any) -> str:
-    """DRF's wording for a received value's type (`received str`)."""
-    return {dict: "dict", list: "list", str: "str", float: "float", bool: "bool"}.get(
-        type(value), type(value).__name__
-    )

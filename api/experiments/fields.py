@@ -46,13 +46,14 @@ def check_string(attr: str, value: Any, *, max_length: int, allow_null: bool, al
     return text
 
 
-def check_choice(attr: str, value: Any, choices: tuple[str, ...], *, allow_null: bool = True) -> None:
+def check_choice(attr: str, value: Any, choices: tuple[str, ...], *, allow_null: bool = True) -> Any:
     if value is None:
         if not allow_null:
             raise _fail(attr, "This field may not be null.", "null")
-        return
+        return None
     if value not in choices:
         raise _fail(attr, f'"{value}" is not a valid choice.', "invalid_choice")
+    return value
 
 
 def parse_datetime(attr: str, value: Any) -> datetime | None:
@@ -68,8 +69,9 @@ def parse_datetime(attr: str, value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def check_datetime(attr: str, value: Any) -> None:
+def check_datetime(attr: str, value: Any) -> Any:
     parse_datetime(attr, value)
+    return value  # as sent: create and PATCH parse it where they use it
 
 
 def check_bool(attr: str, value: Any) -> bool:
@@ -79,30 +81,35 @@ def check_bool(attr: str, value: Any) -> bool:
     return boolean(value, attr)
 
 
-def check_json_object(attr: str, value: Any, *, allow_null: bool = True) -> None:
+def check_json_object(attr: str, value: Any, *, allow_null: bool = True) -> Any:
     if value is None and allow_null:
-        return
+        return None
     if not isinstance(value, dict):
         raise _fail(
             attr, f'Expected a dictionary of items but got type "{type(value).__name__}".', "not_a_dict"
         )
+    return value
 
 
-def check_json_list(attr: str, value: Any) -> None:
+def check_json_list(attr: str, value: Any) -> Any:
     if not isinstance(value, list):
         raise _fail(attr, f'Expected a list of items but got type "{type(value).__name__}".', "not_a_list")
+    return value
 
 
-def check_int(attr: str, value: Any) -> None:
+def check_int(attr: str, value: Any) -> Any:
     if value is None:
-        return
+        return None
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).lstrip("-").isdigit():
         raise _fail(
             attr, f"Incorrect type. Expected pk value, received {type(value).__name__}.", "incorrect_type"
         )
+    return value
 
 
-FieldCheck = Callable[[str, Any], Any]  # returns the normalized value (None: keep the one sent)
+# A check returns the value to store: DRF hands the serializer the coerced value (strings trimmed,
+# numbers as text, "true" as True); the others come back as sent.
+FieldCheck = Callable[[str, Any], Any]
 
 # DRF validates declared fields in declaration order; the first error is the one reported.
 FIELD_CHECKS: tuple[tuple[str, FieldCheck], ...] = (
@@ -132,8 +139,6 @@ FIELD_CHECKS: tuple[tuple[str, FieldCheck], ...] = (
 )
 
 REQUIRED_ON_CREATE = ("name", "feature_flag_key")
-# The CharFields above: their checked value (trimmed, numbers as text) replaces the one sent.
-_STRING_FIELDS = frozenset({"name", "description", "feature_flag_key", "conclusion_comment"})
 
 
 def check_fields(body: dict[str, Any], *, creating: bool) -> None:
@@ -144,9 +149,7 @@ def check_fields(body: dict[str, Any], *, creating: bool) -> None:
                 raise _fail(name, "This field is required.", "required")
     for name, check in FIELD_CHECKS:
         if name in body:
-            value = check(name, body[name])
-            if name in _STRING_FIELDS or check is check_bool:
-                body[name] = value
+            body[name] = check(name, body[name])
 
 
 def check_body_is_object(body: Any) -> dict[str, Any]:

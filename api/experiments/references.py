@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.experiment_assets import holdout_by_id, saved_metrics_by_ids
-from domain.drf_fields import primary_key, type_name
+from domain.drf_fields import primary_key
 from domain.errors import ValidationFailed
 from domain.experiment_rules import validate_saved_metrics_ids
 
@@ -18,13 +18,7 @@ async def resolve_holdout(session: AsyncSession, team_id: int, raw: Any) -> dict
     """`{id, filters}` of a holdout of this team, or None; another team's is "does not exist"."""
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise ValidationFailed(
-            f"Incorrect type. Expected pk value, received {type_name(raw)}.",
-            attr="holdout_id",
-            code="incorrect_type",
-        )
-    pk = primary_key(raw)
+    pk = primary_key(raw)  # its type was checked with the other fields (check_int)
     holdout = await holdout_by_id(session, team_id, pk) if pk is not None else None
     if holdout is None:
         raise ValidationFailed(

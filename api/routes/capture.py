@@ -12,7 +12,6 @@ from typing import Any
 
 from api.capture_parse import (
     PayloadError,
-    as_str,
     batch_clock,
     capture_token,
     decode_body,
@@ -21,7 +20,7 @@ from api.capture_parse import (
     raw_events,
 )
 from api.flag_cache import FlagCache, ProjectFlags
-from api.sdk_asgi import Routes, SdkRequest, SdkResponse, error_response, json_response
+from api.sdk_asgi import Routes, SdkRequest, SdkResponse, bearer_token, error_response, json_response
 from db.events import EventRow, EventWriter, ensure_group_types
 from db.tables.groups import MAX_GROUP_TYPES
 from db.types import utcnow
@@ -110,16 +109,11 @@ async def capture(request: SdkRequest) -> SdkResponse:
     return SdkResponse(200, _OK)
 
 
-def _bearer(request: SdkRequest) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return as_str(value.strip()) if scheme.lower() == "bearer" else None
-
-
 async def capture_v1(request: SdkRequest) -> SdkResponse:
     """The opt-in v1 capture: Bearer token, and a per-event result map the SDK requires."""
     try:
         payload, events = _envelope(request)
-        token = _bearer(request) or capture_token(payload, events, request.query)
+        token = bearer_token(request) or capture_token(payload, events, request.query)
         rows = await _ingest(request, token, payload, events)
     except CaptureRefused as refused:
         return refused.response

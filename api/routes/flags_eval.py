@@ -23,7 +23,7 @@ import orjson
 
 from api.capture_parse import PayloadError, body_token, decode_body, query_token
 from api.flag_cache import FlagCache, FlagMetadata, ProjectFlags
-from api.sdk_asgi import Routes, SdkRequest, SdkResponse, error_response
+from api.sdk_asgi import Routes, SdkRequest, SdkResponse, bearer_token, error_response
 from domain.flag_evaluation import FlagResult, evaluate_flags
 
 NO_TOKEN = "No API token provided. Please include a valid API token in your request."
@@ -66,15 +66,9 @@ def _distinct_id(payload: Mapping[str, Any]) -> str:
     return text
 
 
-def _header_token(request: SdkRequest) -> str | None:
-    """Like the flags service, a project token may also come as `Authorization: Bearer phc_…`."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    value = value.strip()
-    return value if scheme.lower() == "bearer" and value.startswith("phc_") else None
-
-
 def _project(request: SdkRequest, payload: Any) -> ProjectFlags:
-    token = body_token(payload) or query_token(request.query) or _header_token(request)
+    # Like the flags service, the token may also come as `Authorization: Bearer phc_…`.
+    token = body_token(payload) or query_token(request.query) or bearer_token(request)
     if token is None:
         raise FlagsRequestError(error_response(401, "authentication_error", "not_authenticated", NO_TOKEN))
     cache: FlagCache = request.state.flag_cache
