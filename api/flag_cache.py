@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -28,6 +29,7 @@ from db.flag_snapshot import (
     flags_with_experiments,
     group_type_mappings,
     live_flags,
+    project_keys_by_token,
     project_tokens,
 )
 from db.tables import FeatureFlag
@@ -37,6 +39,15 @@ log = logging.getLogger("flagship.flag_cache")
 
 # Half the one-second visibility budget: a change lands at most one poll plus one rebuild later.
 POLL_SECONDS = 0.25
+# A token the poll has not seen is looked up in the database before anyone is told it does not exist
+# (an SDK drops its events for good on a 401, and it starts the instant its project is created). A
+# token found missing is not looked up again for this long: a caller spraying random tokens costs one
+# indexed query per token per second at most, and a new project's token cannot have been asked for
+# before it existed, so the negative cache never refuses a real one.
+NEGATIVE_SECONDS = 1.0
+MAX_NEGATIVE_TOKENS = 10_000
+# Concurrent lookups per process; more callers with unknown tokens queue behind these.
+LOOKUP_CONCURRENCY = 4
 
 
 class FlagMetadata(NamedTuple):
@@ -124,6 +135,9 @@ class FlagCache:
         self._by_token: dict[str, ProjectFlags] = {}
         self._markers: dict[int, FlagMarker] = {}
         self._task: asyncio.Task[None] | None = None
+        self._missing: dict[str, float] = {}  # token -> monotonic time it was found missing
+        self._lookups: dict[str, asyncio.Future[ProjectFlags | None]] = {}
+        self._lookup_slots = asyncio.Semaphore(LOOKUP_CONCURRENCY)
         self.loaded = False
 
     @classmethod
@@ -144,7 +158,54 @@ class FlagCache:
             self._task = None
 
     def project(self, token: str) -> ProjectFlags | None:
+        """The cached entry only (no database): for callers that fall back on their own."""
         return self._by_token.get(token)
+
+    async def resolve(self, token: str) -> ProjectFlags | None:
+        """The project of a token, consulting the database when the cache has not seen it yet.
+
+        None means the token does not exist; a database failure raises (the caller answers 503,
+        never a 401 that would make an SDK drop its events). Concurrent requests for one unknown
+        token share one lookup."""
+        entry = self._by_token.get(token)
+        if entry is not None:
+            return entry
+        missed_at = self._missing.get(token)
+        if missed_at is not None and time.monotonic() - missed_at < NEGATIVE_SECONDS:
+            return None
+        pending = self._lookups.get(token)
+        if pending is None:
+            pending = asyncio.ensure_future(self._look_up(token))
+            self._lookups[token] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(token, None))
+        # Shielded: one caller going away must not cancel the lookup the others wait for.
+        return await asyncio.shield(pending)
+
+    async def _look_up(self, token: str) -> ProjectFlags | None:
+        async with self._lookup_slots, self._sessionmaker() as session:
+            keys = await project_keys_by_token(session, token)
+            if keys is None:
+                self._remember_missing(token)
+                return None
+            project_id, secret = keys
+            flags = await live_flags(session, [project_id])
+            groups = await group_type_mappings(session, [project_id])
+            experiment_flags = await flags_with_experiments(session, [project_id])
+        entry = build_project(project_id, token, secret, flags, groups.get(project_id, {}), experiment_flags)
+        current = self._by_token.get(token)
+        if current is not None:
+            return current  # the poll published it meanwhile: keep one snapshot per project
+        self._missing.pop(token, None)
+        self._publish({**self._by_id, project_id: entry})
+        return entry
+
+    def _remember_missing(self, token: str) -> None:
+        if len(self._missing) >= MAX_NEGATIVE_TOKENS:
+            cutoff = time.monotonic() - NEGATIVE_SECONDS
+            self._missing = {t: at for t, at in self._missing.items() if at >= cutoff}
+            if len(self._missing) >= MAX_NEGATIVE_TOKENS:
+                self._missing.clear()  # all fresh: forgetting them costs lookups, never correctness
+        self._missing[token] = time.monotonic()
 
     def project_by_id(self, project_id: int) -> ProjectFlags | None:
         return self._by_id.get(project_id)

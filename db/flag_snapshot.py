@@ -22,6 +22,17 @@ async def project_tokens(session: AsyncSession) -> list[tuple[int, str, str | No
     return [(int(pid), token, secret) for pid, token, secret in result.all() if pid is not None]
 
 
+async def project_keys_by_token(session: AsyncSession, token: str) -> tuple[int, str | None] | None:
+    """(project id, secret token) of the project whose public token this is, if any."""
+    result = await session.exec(
+        select(Project.id, Project.secret_api_token).where(Project.api_token == token)
+    )
+    row = result.first()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), row[1]
+
+
 async def flag_markers(session: AsyncSession) -> dict[int, FlagMarker]:
     flag_rows = await session.exec(
         select(

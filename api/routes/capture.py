@@ -57,15 +57,20 @@ def _envelope(request: SdkRequest) -> tuple[Any, list[Any]]:
         raise _bad_payload(error) from None
 
 
-def _project(request: SdkRequest, token: str | None) -> ProjectFlags:
+async def _project(request: SdkRequest, token: str | None) -> ProjectFlags:
     if token is None:
         raise CaptureRefused(error_response(401, "authentication_error", "missing_api_key", NO_API_KEY))
     cache: FlagCache = request.state.flag_cache
     project = cache.project(token)
+    if project is not None:
+        return project
+    try:
+        # A project created a moment ago is not in the cache yet: a 401 would lose its first events.
+        project = await cache.resolve(token)
+    except Exception:
+        detail = "Project keys could not be loaded. Try again shortly."
+        raise CaptureRefused(error_response(503, "server_error", "service_unavailable", detail)) from None
     if project is None:
-        if not cache.loaded:
-            detail = "Project keys are loading. Try again shortly."
-            raise CaptureRefused(error_response(503, "server_error", "service_unavailable", detail))
         raise CaptureRefused(error_response(401, "authentication_error", "invalid_api_key", BAD_API_KEY))
     return project
 
@@ -84,7 +89,7 @@ async def _register_group_types(request: SdkRequest, project: ProjectFlags, rows
 
 
 async def _ingest(request: SdkRequest, token: str | None, payload: Any, events: list[Any]) -> list[EventRow]:
-    project = _project(request, token)
+    project = await _project(request, token)
     try:
         rows = parse_events(events, project.project_id, batch_clock(payload, utcnow()))
     except PayloadError as error:

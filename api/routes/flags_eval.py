@@ -66,17 +66,21 @@ def _distinct_id(payload: Mapping[str, Any]) -> str:
     return text
 
 
-def _project(request: SdkRequest, payload: Any) -> ProjectFlags:
+async def _project(request: SdkRequest, payload: Any) -> ProjectFlags:
     # Like the flags service, the token may also come as `Authorization: Bearer phc_…`.
     token = body_token(payload) or query_token(request.query) or bearer_token(request)
     if token is None:
         raise FlagsRequestError(error_response(401, "authentication_error", "not_authenticated", NO_TOKEN))
     cache: FlagCache = request.state.flag_cache
     project = cache.project(token)
+    if project is not None:
+        return project  # the hot path: no await beyond this function's own
+    try:
+        project = await cache.resolve(token)
+    except Exception:
+        detail = "Flag definitions could not be loaded. Try again shortly."
+        raise FlagsRequestError(error_response(503, "server_error", "service_unavailable", detail)) from None
     if project is None:
-        if not cache.loaded:
-            detail = "Flag definitions are loading. Try again shortly."
-            raise FlagsRequestError(error_response(503, "server_error", "service_unavailable", detail))
         raise FlagsRequestError(
             error_response(401, "authentication_error", "authentication_failed", BAD_TOKEN)
         )
@@ -227,10 +231,10 @@ def decide_renderer(request: SdkRequest) -> Renderer:
     return render_decide_flat if version >= 2 else render_decide_keys
 
 
-def _answer(request: SdkRequest, renderer: Renderer) -> SdkResponse:
+async def _answer(request: SdkRequest, renderer: Renderer) -> SdkResponse:
     try:
         payload = _payload(request)
-        project = _project(request, payload)
+        project = await _project(request, payload)
         distinct_id = _distinct_id(payload)
     except FlagsRequestError as error:
         return error.response
@@ -243,11 +247,11 @@ async def flags(request: SdkRequest) -> SdkResponse:
         return SdkResponse(
             200, b'{"flags":{},"featureFlags":{},"featureFlagPayloads":{},' + _envelope() + b"}"
         )
-    return _answer(request, flags_renderer(request))
+    return await _answer(request, flags_renderer(request))
 
 
 async def decide(request: SdkRequest) -> SdkResponse:
-    return _answer(request, decide_renderer(request))
+    return await _answer(request, decide_renderer(request))
 
 
 ROUTES: Routes = {

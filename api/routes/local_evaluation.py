@@ -13,11 +13,10 @@ from fastapi.responses import Response
 
 from api.deps import SessionDep, authenticate, check_scope, resolve_project
 from api.errors import authentication_failed
-from api.flag_cache import FlagCache, ProjectFlags, build_project
+from api.flag_cache import FlagCache, ProjectFlags
 from api.routes.flags_eval import BAD_TOKEN
 from api.routing import FlexRouter
 from db import accounts
-from db.flag_snapshot import group_type_mappings, live_flags
 from db.tables import Project
 
 router = FlexRouter(tags=["feature flags"])
@@ -41,16 +40,17 @@ async def _project(request: Request, session: SessionDep) -> Project:
     return await resolve_project(session, principal, str(project_id))
 
 
-async def _entry(request: Request, session: SessionDep, project: Project) -> ProjectFlags:
+async def _entry(request: Request, project: Project) -> ProjectFlags:
     assert project.id is not None
     cache: FlagCache = request.app.state.flag_cache
     entry = cache.project_by_id(project.id)
     if entry is not None:
         return entry
-    # A project created since the last poll: read it directly this once.
-    flags = await live_flags(session, [project.id])
-    groups = await group_type_mappings(session, [project.id])
-    return build_project(project.id, project.api_token, project.secret_api_token, flags, groups[project.id])
+    # A project created since the last poll: the cache looks it up now (and keeps it).
+    entry = await cache.resolve(project.api_token)
+    if entry is None:
+        raise authentication_failed(BAD_TOKEN)
+    return entry
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -63,7 +63,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 async def _definitions(request: Request, session: SessionDep) -> Response:
     project = await _project(request, session)
-    entry = await _entry(request, session, project)
+    entry = await _entry(request, project)
     headers = {"ETag": entry.etag, "Cache-Control": "private, no-cache"}
     if _matches(request.headers.get("if-none-match"), entry.etag):
         return Response(status_code=304, headers=headers)
