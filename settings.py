@@ -26,6 +26,7 @@ ENVIRONMENT_VARIABLES = (
     "WEB_CONCURRENCY",
     "TEMPORAL_TASK_QUEUE",
     "TEMPORAL_RPC_TIMEOUT_SECONDS",
+    "CAPTURE_QUEUE_MAX_EVENTS",
     # Observability (README "Operating Flagship").
     "FLAGSHIP_METRICS",
     "WORKER_METRICS_PORT",
@@ -52,6 +53,9 @@ class Settings:
     # Bound on every Temporal RPC made on behalf of an HTTP request: past it the caller gets a 503
     # instead of hanging while no worker polls (temporal-notes §1.4).
     temporal_rpc_timeout_seconds: float = 10.0
+    # Events an API process holds in memory waiting for their commit; past it capture answers 503
+    # (the SDKs retry 5xx) instead of queueing without limit.
+    capture_queue_max_events: int = 100_000
     # FLAGSHIP_METRICS=0 turns Prometheus metrics off (no /metrics, nothing recorded per request).
     metrics_enabled: bool = True
     # The worker serves its metrics (and the Temporal SDK's) on this port; unset: not served.
@@ -98,6 +102,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         web_concurrency=int(env.get("WEB_CONCURRENCY") or 1),
         task_queue=env.get("TEMPORAL_TASK_QUEUE") or "flagship",
         temporal_rpc_timeout_seconds=float(env.get("TEMPORAL_RPC_TIMEOUT_SECONDS") or 10.0),
+        capture_queue_max_events=int(env.get("CAPTURE_QUEUE_MAX_EVENTS") or 100_000),
         metrics_enabled=_switch(env.get("FLAGSHIP_METRICS"), default=True),
         worker_metrics_port=int(env["WORKER_METRICS_PORT"]) if env.get("WORKER_METRICS_PORT") else None,
         otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,

@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.temporal = TemporalGateway(settings, temporal_client)
         app.state.flag_cache = await FlagCache.start(engine)
-        app.state.event_writer = EventWriter(engine).start()
+        app.state.event_writer = EventWriter(
+            engine, max_pending_rows=settings.capture_queue_max_events
+        ).start()
         try:
             yield
         finally:

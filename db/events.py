@@ -155,6 +155,10 @@ async def ensure_group_types(conn: AsyncConnection, team_id: int, names: Sequenc
     return existing
 
 
+class WriterFull(Exception):
+    """The write queue holds as many events as it may: the caller should answer 503 (retryable)."""
+
+
 @dataclass(slots=True)
 class _Job:
     rows: Sequence[EventRow]
@@ -167,10 +171,17 @@ class EventWriter:
 
     While one transaction commits, newly arrived batches queue up and go into the next one together, so
     SQLite sees one writer per process instead of many contending for its lock, and PostgreSQL fewer
-    commits. `write` returns only after the commit that holds its rows."""
+    commits. `write` returns only after the commit that holds its rows.
+
+    Bounded: at most `max_pending_rows` events wait in memory. A write that would go past it is refused
+    at once with `WriterFull` (nothing of it is queued), so a slow database turns into 503s the SDKs
+    retry, never into unbounded memory or an event acknowledged and then lost. A single batch larger
+    than the bound is still taken when nothing else waits (the body-size cap bounds it)."""
 
     engine: AsyncEngine
     max_rows: int = 20_000
+    max_pending_rows: int = 100_000
+    _pending_rows: int = 0
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _touched: dict[tuple[int, str], float] = field(default_factory=dict)
@@ -190,13 +201,25 @@ class EventWriter:
         while not self._queue.empty():
             self._queue.get_nowait().done.cancel()
 
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
     async def write(self, rows: Sequence[EventRow]) -> None:
+        if self._pending_rows and self._pending_rows + len(rows) > self.max_pending_rows:
+            raise WriterFull
         job = _Job(rows, asyncio.get_running_loop().create_future())
-        # Marks a failure as retrieved even when the request that waited for it was cancelled meanwhile.
-        job.done.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._pending_rows += len(rows)
+        job.done.add_done_callback(lambda done: self._finished(done, len(rows)))
         self._queue.put_nowait(job)
         # Shielded: a client that disconnects must not cancel a commit other requests share.
         await asyncio.shield(job.done)
+
+    def _finished(self, done: asyncio.Future[None], rows: int) -> None:
+        self._pending_rows -= rows
+        # Marks a failure as retrieved even when the request that waited for it was cancelled meanwhile.
+        if not done.cancelled():
+            done.exception()
 
     def _take(self, first: _Job) -> list[_Job]:
         jobs, count = [first], len(first.rows)

@@ -21,7 +21,7 @@ from api.capture_parse import (
 )
 from api.flag_cache import FlagCache, ProjectFlags
 from api.sdk_asgi import Routes, SdkRequest, SdkResponse, bearer_token, error_response, json_response
-from db.events import EventRow, EventWriter, ensure_group_types
+from db.events import EventRow, EventWriter, WriterFull, ensure_group_types
 from db.tables.groups import MAX_GROUP_TYPES
 from db.types import utcnow
 from observability.metrics import EVENTS_INGESTED
@@ -98,6 +98,11 @@ async def _ingest(request: SdkRequest, token: str | None, payload: Any, events: 
     writer: EventWriter = request.state.event_writer
     try:
         await writer.write(rows)
+    except WriterFull:
+        detail = "Too many events are waiting to be stored. Retry shortly."
+        busy = error_response(503, "server_error", "service_unavailable", detail)
+        busy.headers.append((b"retry-after", b"1"))
+        raise CaptureRefused(busy) from None
     except Exception:
         detail = "The events could not be stored. Try again shortly."
         raise CaptureRefused(error_response(503, "server_error", "service_unavailable", detail)) from None
