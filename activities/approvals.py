@@ -8,8 +8,7 @@ workflow applies exactly the approved change by itself (ApprovalActivities.apply
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel
@@ -17,15 +16,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.rows import RowWriter, audit, bump, load_for_write
-from activities.transitions import apply_operation
+from activities.rows import RowWriter, Written, audit, bump, load_for_write
+from activities.transitions import apply_operation, check_assumed_status, write_update
 from db import approvals as queries
 from db import experiments as experiment_queries
+from db import operations
 from db.tables import ChangeRequest, ChangeRequestApproval, Experiment, FeatureFlag
-from db.tables.approvals import DEFAULT_EXPIRY_SECONDS
 from domain import approvals as rules
 from domain.errors import Conflict, NotFound
-from domain.experiment_messages import ActivityInput, ExperimentSnapshot, TransitionRequest
+from domain.experiment_messages import ActivityInput, ExperimentSnapshot, TransitionRequest, UpdateRequest
 from domain.lifecycle import Operation, flag_active_after, stored_status
 
 
@@ -51,53 +50,23 @@ def _changes_flag(operation: Operation, flag: FeatureFlag) -> bool:
 async def approval_gate(
     session: AsyncSession, experiment: Experiment, flag: FeatureFlag | None, inp: ActivityInput
 ) -> dict[str, Any] | None:
-    """None when no policy applies; else the 409 body (the change request is added to `session`)."""
+    """None when no policy applies to the operation's flag change; else the 409 body."""
     action_key = rules.action_key_for(inp.operation)
     if action_key is None or flag is None or inp.request.approved_change_request_id is not None:
         return None
     if not _changes_flag(inp.operation, flag):
         return None
-    policies = [queries.policy_dict(p) for p in await queries.policies_of(session, experiment.team_id)]
-    policy = rules.matching_policy(policies, action_key)
-    if policy is None:
-        return None
-    own = await queries.request_by_origin(session, inp.op_id)
-    if own is not None:  # a retried activity: answer with the request it created
-        return await _body(session, own, inp.request.actor_id, pending=False)
-    existing = await queries.open_request_for(session, experiment.team_id, action_key, str(flag.id))
-    if existing is not None:
-        return await _body(session, existing, inp.request.actor_id, pending=True)
-    intent = rules.operation_intent(inp.operation, inp.experiment_id, inp.request.model_dump())
-    cr = ChangeRequest(
-        id=str(uuid.uuid4()),
-        team_id=experiment.team_id,
-        experiment_id=inp.experiment_id,
-        action_key=action_key,
-        resource_id=str(flag.id),
-        intent=intent,
-        intent_hash=rules.intent_hash(intent),
-        intent_display={
-            "description": f"{inp.operation} on experiment {experiment.name!r}",
-            "flag_key": flag.key,
-        },
-        policy_snapshot=dict(policy),
-        created_by_id=inp.request.actor_id,
-        created_at=inp.now,
-        updated_at=inp.now,
-        expires_at=inp.now + timedelta(seconds=int(policy.get("expiry_seconds") or DEFAULT_EXPIRY_SECONDS)),
+    return await queries.gate(
+        session,
+        flag=flag,
+        action_keys=[action_key],
+        intent=rules.operation_intent(inp.operation, inp.experiment_id, inp.request.model_dump()),
+        description=f"{inp.operation} on experiment {experiment.name!r}",
+        actor_id=inp.request.actor_id,
         origin_op_id=inp.op_id,
+        now=inp.now,
+        experiment_id=inp.experiment_id,
     )
-    session.add(cr)
-    await session.flush()
-    return await _body(session, cr, inp.request.actor_id, pending=False)
-
-
-async def _body(
-    session: AsyncSession, cr: ChangeRequest, viewer: int | None, *, pending: bool
-) -> dict[str, Any]:
-    decisions = await queries.decisions_of(session, cr.id)
-    out = rules.change_request_out(await queries.request_dict(session, cr), decisions, viewer)
-    return rules.approval_required_body(out, pending=pending)
 
 
 def approval_required(body: dict[str, Any]) -> ApplicationError:
@@ -122,29 +91,28 @@ class ApprovalActivities(RowWriter):
     async def apply_change_request(self, inp: ApplyChangeInput) -> ExperimentSnapshot:
         """Apply exactly the approved change once (op id per change request)."""
 
-        async def work(session: AsyncSession) -> ExperimentSnapshot:
+        async def work(session: AsyncSession) -> Written:
             cr = await session.get(ChangeRequest, inp.change_request_id)
-            if cr is None or cr.team_id != inp.project_id:
+            # Only the experiment the request was raised for: an approval_granted signal naming
+            # another experiment's request must not apply that change here.
+            if cr is None or cr.team_id != inp.project_id or cr.experiment_id != inp.experiment_id:
                 raise NotFound()
             await _ensure_approved(session, cr, inp)
             experiment, flag = await load_for_write(session, inp.experiment_id)
-            before = stored_status(experiment.start_date, experiment.end_date)
-            req = TransitionRequest.model_validate(
-                {k: v for k, v in cr.intent.items() if k in TransitionRequest.model_fields}
-                | {"via": "approval", "actor_id": cr.created_by_id, "approved_change_request_id": cr.id}
-            )
-            operation: Operation = cr.intent["operation"]
-            apply_operation(operation, experiment, flag, req, inp.now)
-            bump(session, experiment, inp.now)
-            audit(
-                session, experiment, operation, cr.created_by_id, f"cr:{cr.id}", before.value, via="approval"
-            )
-            snapshot = ExperimentSnapshot.model_validate(experiment_queries.snapshot_fields(experiment, flag))
+            op_id = f"cr:{cr.id}"
+            if cr.intent.get("operation") == "update":
+                req = UpdateRequest.model_validate(
+                    cr.intent["request"] | {"approved_change_request_id": cr.id}
+                )
+                check_assumed_status(experiment, req)
+                snapshot, image = await write_update(session, experiment, flag, req, inp.now, op_id)
+            else:
+                snapshot, image = _apply_operation_intent(session, cr, experiment, flag, inp.now, op_id)
             cr.state, cr.applied_at, cr.updated_at = "applied", inp.now, inp.now
             cr.applied_by_id = inp.approver_id
             cr.result_data = snapshot.model_dump(mode="json")
             session.add(cr)
-            return snapshot
+            return snapshot, image
 
         return await self.once(f"cr:{inp.change_request_id}", work, inp.experiment_id, "approval")
 
@@ -160,6 +128,27 @@ class ApprovalActivities(RowWriter):
                 session.add(cr)
                 await session.commit()
             return cr.state
+
+
+def _apply_operation_intent(
+    session: AsyncSession,
+    cr: ChangeRequest,
+    experiment: Experiment,
+    flag: FeatureFlag | None,
+    now: datetime,
+    op_id: str,
+) -> Written:
+    before = stored_status(experiment.start_date, experiment.end_date)
+    req = TransitionRequest.model_validate(
+        {k: v for k, v in cr.intent.items() if k in TransitionRequest.model_fields}
+        | {"via": "approval", "actor_id": cr.created_by_id, "approved_change_request_id": cr.id}
+    )
+    operation: Operation = cr.intent["operation"]
+    apply_operation(operation, experiment, flag, req, now)
+    bump(session, experiment, now)
+    audit(session, experiment, operation, cr.created_by_id, op_id, before.value, via="approval")
+    snapshot = ExperimentSnapshot.model_validate(experiment_queries.snapshot_fields(experiment, flag))
+    return snapshot, operations.row_image(experiment, flag)
 
 
 async def _ensure_approved(session: AsyncSession, cr: ChangeRequest, inp: ApplyChangeInput) -> None:

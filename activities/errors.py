@@ -13,6 +13,7 @@ DOMAIN_ERROR_TYPES = {
     "not_found": "NotFound",
     "permission_denied": "PermissionDenied",
     "conflict": "Conflict",
+    "unavailable": "Unavailable",
 }
 
 

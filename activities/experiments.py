@@ -20,20 +20,21 @@ from activities.approvals import approval_gate, approval_required
 from activities.errors import to_application_error
 from activities.rows import (
     RowWriter,
+    Written,
     audit,
     bump,
-    change_flag,
     load_for_write,
     parse_columns,
-    stored_name,
     update_operation,
 )
-from activities.transitions import apply_operation, check_operation
+from activities.transitions import apply_operation, check_assumed_status, check_operation, write_update
+from db import approvals as approval_queries
 from db import experiments as queries
+from db import operations
 from db.metric_analysis import experiment_metrics
-from db.saved_metrics import replace_links
 from db.tables import Experiment, ExperimentActivity, ExperimentToSavedMetric, FeatureFlag
-from domain.errors import Conflict, NotFound, ValidationFailed
+from domain import approvals as rules
+from domain.errors import NotFound, ValidationFailed
 from domain.experiment_messages import (
     ActivityInput,
     CreateRequest,
@@ -84,7 +85,7 @@ class ExperimentActivities(RowWriter):
 
     @activity.defn(name="experiment.create")
     async def create_experiment(self, inp: CreateInput) -> ExperimentSnapshot:
-        async def work(session: AsyncSession) -> ExperimentSnapshot:
+        async def work(session: AsyncSession) -> Written:
             req = inp.request
             flag = await self._resolve_flag(session, req, inp.now)
             row = parse_columns(req.row)
@@ -106,7 +107,8 @@ class ExperimentActivities(RowWriter):
                     )
                 )
             audit(session, experiment, "create", req.actor_id, inp.op_id, None)
-            return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
+            snapshot = ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
+            return snapshot, operations.row_image(experiment, flag)
 
         return await self.once(inp.op_id, work, operation="create")
 
@@ -129,7 +131,7 @@ class ExperimentActivities(RowWriter):
 
     @activity.defn(name="experiment.transition")
     async def apply_transition(self, inp: ActivityInput) -> ExperimentSnapshot:
-        async def work(session: AsyncSession) -> ExperimentSnapshot:
+        async def work(session: AsyncSession) -> Written:
             experiment, flag = await load_for_write(session, inp.experiment_id)
             before = stored_status(experiment.start_date, experiment.end_date)
             check_operation(inp.operation, experiment, flag, inp.request)
@@ -155,30 +157,20 @@ class ExperimentActivities(RowWriter):
             ):
                 # Launch and end recalculate the results; the workflow skips that with nothing to compute.
                 fields["has_metrics"] = bool(await experiment_metrics(session, experiment))
-            return ExperimentSnapshot.model_validate(fields)
+            return ExperimentSnapshot.model_validate(fields), operations.row_image(experiment, flag)
 
         return await self.once(inp.op_id, work, inp.experiment_id, inp.operation)
 
     @activity.defn(name="experiment.update")
     async def apply_update(self, inp: UpdateInput) -> ExperimentSnapshot:
-        async def work(session: AsyncSession) -> ExperimentSnapshot:
+        async def work(session: AsyncSession) -> Written:
             experiment, flag = await load_for_write(session, inp.experiment_id, include_deleted=True)
-            req = inp.request
-            current = stored_status(experiment.start_date, experiment.end_date)
-            if current.value != stored_name(req.assumed_status.value):
-                raise Conflict("The experiment changed while this request was processed. Retry the request.")
-            before = current.value
-            for name, value in parse_columns(req.changes).items():
-                setattr(experiment, name, value)
-            if req.flag_changes and flag is not None:
-                change_flag(session, flag, req.flag_changes, inp.now)
-            if req.saved_metric_links is not None:
-                # PATCH `saved_metrics_ids`: None leaves the links alone, a list (even []) replaces them.
-                await replace_links(session, inp.experiment_id, req.saved_metric_links, inp.now)
-            bump(session, experiment, inp.now)
-            operation = update_operation(req.changes)
-            audit(session, experiment, operation, req.actor_id, inp.op_id, before)
-            return ExperimentSnapshot.model_validate(queries.snapshot_fields(experiment, flag))
+            check_assumed_status(experiment, inp.request)
+            gate = await _update_gate(session, experiment, flag, inp)
+            if gate is not None:
+                await session.commit()  # the change request outlives this refused write
+                raise approval_required(gate)
+            return await write_update(session, experiment, flag, inp.request, inp.now, inp.op_id)
 
         return await self.once(inp.op_id, work, inp.experiment_id, update_operation(inp.request.changes))
 
@@ -215,3 +207,29 @@ class ExperimentActivities(RowWriter):
                 )
             )
             await session.commit()
+
+
+async def _update_gate(
+    session: AsyncSession, experiment: Experiment, flag: FeatureFlag | None, inp: UpdateInput
+) -> dict[str, Any] | None:
+    """A PATCH that changes the flag (launch by start_date, update_feature_flag_params, a draft's
+    variants) needs the same approval as the equivalent flag write."""
+    req = inp.request
+    if not req.flag_changes or flag is None or req.approved_change_request_id is not None:
+        return None
+    intent = {
+        "operation": "update",
+        "experiment_id": inp.experiment_id,
+        "request": req.model_dump(mode="json", exclude={"observed", "apply_by", "request_id"}),
+    }
+    return await approval_queries.gate(
+        session,
+        flag=flag,
+        action_keys=rules.flag_change_action_keys(flag.active, flag.filters, req.flag_changes),
+        intent=intent,
+        description=f"update of experiment {experiment.name!r}",
+        actor_id=req.actor_id,
+        origin_op_id=inp.op_id,
+        now=inp.now,
+        experiment_id=inp.experiment_id,
+    )

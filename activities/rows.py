@@ -4,7 +4,7 @@ the audit trail, and the idempotent-transaction runner every write goes through.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -16,11 +16,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from activities.errors import to_application_error
 from db import experiments as queries
 from db.engine import write_queue
+from db.operations import ABANDONED
 from db.tables import AppliedOperation, Experiment, ExperimentActivity, FeatureFlag
-from domain.errors import DomainError, NotFound
+from domain.errors import Abandoned, DomainError, NotFound
 from domain.experiment_messages import AppliedRecord, ExperimentSnapshot, Truth
 
 DATETIME_COLUMNS = ("start_date", "end_date", "created_at", "updated_at")
+# What a write returns: the new snapshot, and the rows it left (db.experiments.row_image).
+Written = tuple[ExperimentSnapshot, dict[str, Any] | None]
 
 
 def parse_columns(values: dict[str, Any]) -> dict[str, Any]:
@@ -45,11 +48,15 @@ class RowWriter:
     async def once(
         self,
         op_id: str,
-        work: Callable[[AsyncSession], Any],
+        work: Callable[[AsyncSession], Awaitable[Written]],
         experiment_id: int | None = None,
         operation: str | None = None,
     ) -> ExperimentSnapshot:
         """Run `work` in one transaction unless `op_id` was already applied.
+
+        `work` returns the new snapshot and the rows it left (`row_image`), stored with the
+        operation id: the API renders its answer from them. An op id the API fenced off (it gave
+        up and told its caller the change was not applied) can never be applied afterwards.
 
         Optimistic: retries are rare, so the idempotency row is looked up only when the work
         fails, either on its preconditions (the first attempt changed the state they check) or
@@ -61,22 +68,25 @@ class RowWriter:
         try:
             async with self._write_queue(), self.sessionmaker() as session:
                 try:
-                    snapshot: ExperimentSnapshot = await work(session)
+                    snapshot, image = await work(session)
                     session.add(
                         AppliedOperation(
                             op_id=op_id,
                             experiment_id=snapshot.experiment_id,
                             operation=operation,
                             result=snapshot.model_dump(mode="json"),
+                            image=image,
                         )
                     )
                     await session.commit()
                     return snapshot
                 except (DomainError, IntegrityError):
                     await session.rollback()
-                    previous = await queries.applied_result(session, op_id)
-                    if previous is not None:
-                        return ExperimentSnapshot.model_validate(previous)
+                    previous = await session.get(AppliedOperation, op_id)
+                    if previous is not None and previous.operation == ABANDONED:
+                        raise Abandoned() from None
+                    if previous is not None and previous.result is not None:
+                        return ExperimentSnapshot.model_validate(previous.result)
                     raise
         except DomainError as err:
             current = await self.current(experiment_id) if experiment_id is not None else None

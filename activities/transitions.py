@@ -9,12 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from db.experiments import facts_of, fingerprint_settings
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from activities.rows import Written, audit, bump, change_flag, parse_columns, update_operation
+from db import operations
+from db.experiments import facts_of, fingerprint_settings, snapshot_fields
+from db.saved_metrics import replace_links
 from db.tables import Experiment, FeatureFlag
-from domain.experiment_messages import TransitionRequest
+from domain.errors import Conflict
+from domain.experiment_messages import ExperimentSnapshot, TransitionRequest, UpdateRequest
 from domain.fingerprint import with_fingerprints
 from domain.flag_rules import ensure_variant_on_flag, ship_variant_filters
-from domain.lifecycle import Operation, apply_transition, check_transition, flag_active_after
+from domain.lifecycle import Operation, apply_transition, check_transition, flag_active_after, stored_status
 from domain.scheduling import cancel_pending, has_schedule, with_status
 
 
@@ -95,3 +101,36 @@ def refresh_fingerprints(experiment: Experiment) -> None:
     common = fingerprint_settings(experiment)
     experiment.metrics = with_fingerprints(experiment.metrics, **common)
     experiment.metrics_secondary = with_fingerprints(experiment.metrics_secondary, **common)
+
+
+def check_assumed_status(experiment: Experiment, req: UpdateRequest) -> None:
+    """A PATCH was validated against one status; applied to another it could mean something else."""
+    current = stored_status(experiment.start_date, experiment.end_date).value
+    assumed = "running" if req.assumed_status.value == "paused" else req.assumed_status.value
+    if current != assumed:
+        raise Conflict("The experiment changed while this request was processed. Retry the request.")
+
+
+async def write_update(
+    session: AsyncSession,
+    experiment: Experiment,
+    flag: FeatureFlag | None,
+    req: UpdateRequest,
+    now: datetime,
+    op_id: str,
+) -> Written:
+    """Apply a validated PATCH to the loaded rows (directly, or once its change request is approved)."""
+    before = stored_status(experiment.start_date, experiment.end_date).value
+    for name, value in parse_columns(req.changes).items():
+        setattr(experiment, name, value)
+    if req.flag_changes and flag is not None:
+        change_flag(session, flag, req.flag_changes, now)
+    if req.saved_metric_links is not None:
+        # PATCH `saved_metrics_ids`: None leaves the links alone, a list (even []) replaces them.
+        assert experiment.id is not None
+        await replace_links(session, experiment.id, req.saved_metric_links, now)
+    bump(session, experiment, now)
+    via = "approval" if req.approved_change_request_id else "rest"
+    audit(session, experiment, update_operation(req.changes), req.actor_id, op_id, before, via=via)
+    snapshot = ExperimentSnapshot.model_validate(snapshot_fields(experiment, flag))
+    return snapshot, operations.row_image(experiment, flag)

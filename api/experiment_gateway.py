@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import ApiError, RawError, not_found, service_unavailable
 from api.instrumentation import prepare_update, transition_outcome
 from api.temporal import TemporalGateway
+from db.types import utcnow
 from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
 from observability.metrics import record_transition
 from workflows.constants import EXPERIMENT_WORKFLOW_TYPE, experiment_workflow_id
@@ -80,6 +81,8 @@ async def execute_update(
     the rare aborted-update case, stays counted as refused).
     """
     arg = prepare_update(arg, project_id, experiment_id, experiment_workflow_id(project_id, experiment_id))
+    if "apply_by" in type(arg).model_fields:
+        arg = arg.model_copy(update={"apply_by": utcnow() + gateway.admission_window})
     try:
         result = await _execute_update(
             gateway, project_id, experiment_id, update, arg, start, flag_key, update_id
@@ -160,6 +163,7 @@ async def _update_with_start(
 
 
 TOO_MANY = "Too many concurrent changes to this experiment. Retry shortly."
+RETRY_SAME_KEY = "Retry it (with the same Idempotency-Key, if you sent one)."
 NOT_APPLIED = "The change could not be applied. Try again shortly."
 
 
@@ -196,6 +200,8 @@ def map_failure(cause: BaseException | None) -> ApiError | RawError:
             return RawError(409, info.get("body") or {"code": "approval_required", "detail": cause.message})
         case "PolicyConflict":
             return RawError(400, info.get("body") or {"code": "policy_conflict", "error": cause.message})
+        case "Unavailable" if code == "queued":
+            return service_unavailable(f"{cause.message} {RETRY_SAME_KEY}")
         case "Unavailable":
             return service_unavailable(cause.message or NOT_APPLIED)
         case _:

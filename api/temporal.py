@@ -28,6 +28,13 @@ class TemporalGateway:
         return timedelta(seconds=self.settings.temporal_rpc_timeout_seconds)
 
     @property
+    def admission_window(self) -> timedelta:
+        """How long after sending an update the workflow may still start applying it. The API
+        waits the whole RPC timeout for the answer; the rest covers one lifecycle activity."""
+        seconds = self.settings.temporal_rpc_timeout_seconds
+        return timedelta(seconds=max(seconds - 2.0, seconds / 2))
+
+    @property
     def task_queue(self) -> str:
         return self.settings.task_queue
 

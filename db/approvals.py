@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.tables import ApprovalPolicy, ChangeRequest, ChangeRequestApproval, User
+from db.tables import ApprovalPolicy, ChangeRequest, ChangeRequestApproval, FeatureFlag, User
+from db.tables.approvals import DEFAULT_EXPIRY_SECONDS
+from domain import approvals as rules
 from domain.approvals import OPEN_STATES
 from domain.users import user_basic
 
@@ -108,3 +112,61 @@ async def requests_of(
         query = query.where(ChangeRequest.state == state)
     rows = (await session.exec(query.order_by(col(ChangeRequest.created_at).desc()))).all()
     return len(rows), rows[offset : offset + limit]
+
+
+async def gate(
+    session: AsyncSession,
+    *,
+    flag: FeatureFlag,
+    action_keys: Sequence[str],
+    intent: Mapping[str, Any],
+    description: str,
+    actor_id: int | None,
+    origin_op_id: str | None,
+    now: datetime,
+    experiment_id: int | None = None,
+) -> dict[str, Any] | None:
+    """The approval gate every flag write passes (experiment actions, PATCHes, the flags API).
+
+    None when no enabled policy covers the change; else PostHog's 409 body, with the change request
+    added to `session` (the caller commits it: it outlives the refused write)."""
+    if not action_keys:
+        return None
+    policies = [policy_dict(p) for p in await policies_of(session, flag.team_id)]
+    gating = rules.gating_policy(policies, action_keys)
+    if gating is None:
+        return None
+    action_key, policy = gating
+    own = await request_by_origin(session, origin_op_id) if origin_op_id else None
+    if own is not None:  # a retried write: answer with the request it created
+        return await approval_body(session, own, actor_id, pending=False)
+    existing = await open_request_for(session, flag.team_id, action_key, str(flag.id))
+    if existing is not None:
+        return await approval_body(session, existing, actor_id, pending=True)
+    cr = ChangeRequest(
+        id=str(uuid.uuid4()),
+        team_id=flag.team_id,
+        experiment_id=experiment_id,
+        action_key=action_key,
+        resource_id=str(flag.id),
+        intent=dict(intent),
+        intent_hash=rules.intent_hash(intent),
+        intent_display={"description": description, "flag_key": flag.key},
+        policy_snapshot=dict(policy),
+        created_by_id=actor_id,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=int(policy.get("expiry_seconds") or DEFAULT_EXPIRY_SECONDS)),
+        origin_op_id=origin_op_id,
+    )
+    session.add(cr)
+    await session.flush()
+    return await approval_body(session, cr, actor_id, pending=False)
+
+
+async def approval_body(
+    session: AsyncSession, cr: ChangeRequest, viewer: int | None, *, pending: bool
+) -> dict[str, Any]:
+    decisions = await decisions_of(session, cr.id)
+    out = rules.change_request_out(await request_dict(session, cr), decisions, viewer)
+    return rules.approval_required_body(out, pending=pending)

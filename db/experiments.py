@@ -19,12 +19,29 @@ from domain.flag_rules import flag_variant_keys
 from domain.lifecycle import LifecycleFacts, stored_status
 
 
-async def allocate_experiment_id(session: AsyncSession, team_id: int) -> int:
-    allocation = ExperimentIdAllocation(team_id=team_id)
+async def allocate_experiment_id(
+    session: AsyncSession, team_id: int, idempotency_key: str | None = None, request_hash: str | None = None
+) -> int:
+    """A new experiment id; with a key, unique per project (IntegrityError when it is taken)."""
+    allocation = ExperimentIdAllocation(
+        team_id=team_id, idempotency_key=idempotency_key, request_hash=request_hash
+    )
     session.add(allocation)
     await session.flush()
     assert allocation.id is not None
     return allocation.id
+
+
+async def allocation_by_key(
+    session: AsyncSession, team_id: int, idempotency_key: str
+) -> ExperimentIdAllocation | None:
+    result = await session.exec(
+        select(ExperimentIdAllocation).where(
+            ExperimentIdAllocation.team_id == team_id,
+            ExperimentIdAllocation.idempotency_key == idempotency_key,
+        )
+    )
+    return result.first()
 
 
 async def experiment_by_id(

@@ -33,6 +33,57 @@ def action_key_for(operation: str) -> str | None:
     return OPERATION_ACTION_KEYS.get(operation)
 
 
+def _rollout(filters: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """What `feature_flag.update` guards: who is released to, and in which split (PostHog gates
+    rollout-percentage changes in groups, super_groups, holdout groups and variants)."""
+    filters = filters if isinstance(filters, Mapping) else {}
+
+    def percentages(groups: Any) -> tuple[Any, ...]:
+        if not isinstance(groups, list):
+            return ()
+        return tuple(g.get("rollout_percentage") if isinstance(g, Mapping) else g for g in groups)
+
+    multivariate = filters.get("multivariate")
+    variants = multivariate.get("variants") if isinstance(multivariate, Mapping) else None
+    split = tuple(
+        (v.get("key"), v.get("rollout_percentage")) for v in variants or () if isinstance(v, Mapping)
+    )
+    return (
+        percentages(filters.get("groups")),
+        percentages(filters.get("super_groups")),
+        percentages(filters.get("holdout_groups")),
+        json.dumps(filters.get("holdout"), sort_keys=True, default=str),
+        split,
+    )
+
+
+def flag_change_action_keys(
+    active: bool, filters: Mapping[str, Any] | None, changes: Mapping[str, Any]
+) -> list[str]:
+    """The approval action keys a flag write implies (every path that changes a flag asks this)."""
+    keys = []
+    if "active" in changes and bool(changes["active"]) != bool(active):
+        keys.append("feature_flag.enable" if changes["active"] else "feature_flag.disable")
+    if "filters" in changes and _rollout(changes["filters"]) != _rollout(filters):
+        keys.append("feature_flag.update")
+    return keys
+
+
+def gating_policy(
+    policies: Sequence[Mapping[str, Any]], action_keys: Sequence[str]
+) -> tuple[str, Mapping[str, Any]] | None:
+    """The one enabled policy that gates a change with these action keys, with its key; several
+    policies for one change are PostHog's policy_conflict (split the change)."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for key in action_keys:
+        policy = matching_policy(policies, key)
+        if policy is not None:
+            found.append((key, policy))
+    if len(found) > 1:
+        raise PolicyConflict([int(policy["id"]) for _, policy in found])
+    return found[0] if found else None
+
+
 class PolicyConflict(ValidationFailed):
     """Several policies match one change: PostHog's 400 `policy_conflict` (a plain body)."""
 
@@ -99,6 +150,16 @@ def check_can_approve(
     allowed = approvers(policy_snapshot)
     if allowed and user_id not in allowed and user_id != requester_id:
         raise PermissionDenied("You are not an approver for this change request.")
+
+
+def check_may_govern(policy: Mapping[str, Any], *, user_id: int) -> None:
+    """Who may change or remove an enabled policy: whoever may approve under it (its approvers, or
+    anyone in the organization when it names none)."""
+    allowed = approvers(policy)
+    if allowed and user_id not in allowed:
+        raise PermissionDenied(
+            "Only this policy's approvers can change, disable or delete it while it is enabled."
+        )
 
 
 def approved_count(decisions: Sequence[Mapping[str, Any]]) -> int:

@@ -53,3 +53,21 @@ class Conflict(DomainError):
 
     def __init__(self, detail: str, *, attr: str | None = None, code: str = "conflict") -> None:
         super().__init__(detail, attr=attr, code=code)
+
+
+class Abandoned(DomainError):
+    """The caller of this change gave up and was told it was not applied (503): it never will be."""
+
+    kind = "unavailable"
+
+    def __init__(
+        self,
+        detail: str = (
+            "This change was given up on before it could be applied, and was not applied. "
+            "Send it again with a new Idempotency-Key."
+        ),
+        *,
+        attr: str | None = None,
+        code: str = "abandoned",
+    ) -> None:
+        super().__init__(detail, attr=attr, code=code)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, computed_field
 
 from domain.lifecycle import LifecycleFacts, Operation, Status, status_of
 
@@ -48,8 +48,10 @@ class ExperimentSnapshot(BaseModel):
             has_flag=self.flag_id is not None,
         )
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def status(self) -> Status:
+        """Serialized too: the `state` query shows operators where the experiment is."""
         return status_of(self.facts())
 
     def newest(self, observed: ExperimentSnapshot | None) -> ExperimentSnapshot:
@@ -79,6 +81,8 @@ class TransitionRequest(BaseModel):
     release_to_everyone: bool = False
     observed: ExperimentSnapshot | None = None
     request_id: str | None = None
+    # The latest workflow time at which a REST caller still waits for the answer (None: no caller).
+    apply_by: AwareDatetime | None = None
     # Set when applying an approved change request: the approval gate is already passed.
     approved_change_request_id: str | None = None
 
@@ -92,6 +96,7 @@ class CreateRequest(BaseModel):
     new_flag: dict[str, Any] | None  # flag columns to insert when no flag exists
     saved_metric_links: list[dict[str, Any]] = Field(default_factory=list)
     request_id: str | None = None
+    apply_by: AwareDatetime | None = None
 
 
 class UpdateRequest(BaseModel):
@@ -104,6 +109,9 @@ class UpdateRequest(BaseModel):
     assumed_status: Status  # the status the API validated against; a different one is a conflict
     observed: ExperimentSnapshot | None = None
     request_id: str | None = None
+    apply_by: AwareDatetime | None = None
+    # Set when applying an approved change request: the approval gate is already passed.
+    approved_change_request_id: str | None = None
 
 
 class HistoryEntry(BaseModel):

@@ -130,6 +130,9 @@ class ExperimentWorkflow(ExperimentTimers):
 
     @create.validator
     def _validate_create(self, req: CreateRequest) -> None:
+        if self._snapshot is not None:
+            return  # a retried create answers with the experiment, whenever it arrives
+        support.check_deadline(req.apply_by)
         if self._busy:
             raise support.busy()
 
@@ -143,17 +146,23 @@ class ExperimentWorkflow(ExperimentTimers):
             async with self._lock:
                 self._check_update(req)
                 before = self._require_snapshot()
-                snapshot = await self._run_activity(
-                    ExperimentActivities.apply_update,
-                    UpdateInput(
-                        op_id=self._op_id("update"),
-                        project_id=self._project_id,
-                        experiment_id=self._experiment_id,
-                        now=workflow.now(),
-                        request=req,
-                    ),
-                )
-                self._accept(_update_operation(req), "rest", req.actor_id, before, snapshot)
+                operation = _update_operation(req)
+                try:
+                    snapshot = await self._run_activity(
+                        ExperimentActivities.apply_update,
+                        UpdateInput(
+                            op_id=self._op_id("update"),
+                            project_id=self._project_id,
+                            experiment_id=self._experiment_id,
+                            now=workflow.now(),
+                            request=req,
+                        ),
+                    )
+                except ApplicationError as err:
+                    if err.type == "ApprovalRequired":  # a PATCH that changes the flag, gated
+                        self._approval_required(operation, "rest", req.actor_id, err)
+                    raise
+                self._accept(operation, "rest", req.actor_id, before, snapshot)
                 return snapshot
         finally:
             self._busy = False
@@ -162,6 +171,7 @@ class ExperimentWorkflow(ExperimentTimers):
     def _validate_update(self, req: UpdateRequest) -> None:
         if self._cached() is not None:
             return
+        support.check_deadline(req.apply_by)
         if self._busy:
             raise support.busy()
         self._check_update(req)

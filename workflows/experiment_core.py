@@ -71,6 +71,7 @@ class ExperimentCore:
         """Sync and side-effect free: a rejection here writes nothing to history."""
         if self._cached() is not None:
             return
+        support.check_deadline(req.apply_by)
         if self._busy:
             raise support.busy()
         self._check(operation, req)
@@ -119,22 +120,24 @@ class ExperimentCore:
             snapshot = await self._run_activity(ExperimentActivities.apply_transition, inp)
         except ApplicationError as err:
             if err.type == "ApprovalRequired":
-                self._approval_required(operation, req, err)
+                self._approval_required(operation, req.via, req.actor_id, err)
             raise
         self._accept(operation, req.via, req.actor_id, before, snapshot)
         return snapshot
 
-    def _approval_required(self, operation: str, req: TransitionRequest, err: ApplicationError) -> None:
+    def _approval_required(
+        self, operation: str, via: str, actor_id: int | None, err: ApplicationError
+    ) -> None:
         """Keep the change durably until it is approved, rejected, cancelled or expires."""
         info: dict[str, Any] = err.details[0] if err.details and isinstance(err.details[0], dict) else {}
         cr_id = info.get("change_request_id")
         if cr_id and not info.get("pending") and info.get("expires_at"):
             self._pending[cr_id] = PendingChange.model_validate(
                 {"change_request_id": cr_id, "operation": operation, "expires_at": info["expires_at"],
-                 "requested_by": req.actor_id}
+                 "requested_by": actor_id}
             )  # fmt: skip
             self._wake = True
-        self._note(operation, "approval_required", req.via, req.actor_id, f"change request {cr_id}")
+        self._note(operation, "approval_required", via, actor_id, f"change request {cr_id}")
 
     async def _run_activity(self, method: Any, inp: Any) -> ExperimentSnapshot:
         try:

@@ -35,6 +35,7 @@ LIFECYCLE_RETRY = RetryPolicy(
         "PermissionDenied",
         "ApprovalRequired",
         "PolicyConflict",
+        "Unavailable",  # the API fenced the operation off (Abandoned): it must never apply
     ],
 )
 
@@ -55,6 +56,20 @@ def rejection(err: DomainError) -> ApplicationError:
 
 def busy() -> ApplicationError:
     return ApplicationError(BUSY_MESSAGE, {"attr": None, "code": "conflict"}, type="Conflict")
+
+
+def check_deadline(apply_by: datetime | None) -> None:
+    """Refuse an update that reached the workflow after its caller's deadline (validators only).
+
+    The API stops waiting a little after `apply_by`; an update admitted later could be applied
+    after its caller was answered 503. Refused here it is not in history, so a retry with the
+    same Idempotency-Key (the same update id) is a fresh attempt."""
+    if apply_by is not None and workflow.now() > apply_by:
+        raise ApplicationError(
+            "Experiment changes are queued behind others right now, so this change was not applied.",
+            {"attr": None, "code": "queued"},
+            type="Unavailable",
+        )
 
 
 def not_found() -> ApplicationError:

@@ -9,15 +9,26 @@ from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import ProjectContext
-from api.errors import not_found
+from api.errors import ApiError, RawError, not_found
 from api.experiment_gateway import UpdateRejected, execute_update
 from api.experiments.render import experiment_out
 from api.temporal import TemporalGateway
 from db import experiments as queries
+from db import operations
 from db.tables import Experiment, ExperimentActivity, FeatureFlag
 from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
 from domain.lifecycle import stored_status
 from workflows.constants import experiment_workflow_id, update_operation_id
+
+
+def idempotency_key_reused() -> ApiError:
+    """The same key with another request (IETF Idempotency-Key draft: 422); nothing was changed."""
+    return ApiError(
+        422,
+        "invalid_request",
+        "idempotency_key_reused",
+        "This Idempotency-Key was already used for a different request. Use a new key for a new request.",
+    )
 
 
 async def load(
@@ -44,15 +55,22 @@ async def send(
     arg: BaseModel,
     idempotency_key: str | None,
 ) -> dict[str, Any]:
-    """Update-With-Start from the row we read (self-healing), then re-read and render."""
+    """Update-With-Start from the row we read (self-healing); answer with the rows the update left.
+
+    Every answer is true: a 200 body is the state this very operation produced (stored with its
+    operation id by the activity), never a later state another request made; an error means it
+    was not applied and never will be (`_settle`)."""
     assert experiment.id is not None
     observed = observed_snapshot(experiment, flag)
     if hasattr(arg, "observed"):
         arg = arg.model_copy(update={"observed": observed})
     experiment_id = experiment.id
     update_id = idempotency_key or str(uuid.uuid4())
-    # End our read transaction first: the activity writes from another connection, and the
-    # re-read below must see its commit (and SQLite must not see our snapshot lock).
+    op_id = update_operation_id(experiment_workflow_id(ctx.project_id, experiment_id), update_id)
+    if idempotency_key is not None:
+        await operations.clear_fence(session, op_id)
+    # End our transaction first: the activity writes from another connection, and SQLite must not
+    # see our snapshot lock.
     await session.commit()
     try:
         await execute_update(
@@ -66,33 +84,58 @@ async def send(
             update_id=update_id,
         )
     except UpdateRejected as rejected:
-        if not await _applied_anyway(session, gateway, ctx.project_id, experiment_id, update_id):
-            await record_rejection(session, ctx, experiment_id, update, rejected.error, observed)
-            raise rejected.error from None
-    # Only what the activity wrote is stale: one query refreshes the experiment and its flag, and
-    # the caller's user and project stay loaded.
-    found = await queries.experiment_with_flag(session, experiment_id)
-    assert found is not None
-    return await experiment_out(session, found[0], user_access_level=access_level(ctx))
+        await _settle(session, gateway, ctx, experiment_id, op_id, update, rejected.error, observed)
+    return await answer(session, ctx, op_id, update)
 
 
-async def _applied_anyway(
-    session: AsyncSession, gateway: TemporalGateway, project_id: int, experiment_id: int, update_id: str
-) -> bool:
-    """Did the write commit although the update reported failure?
+async def answer(session: AsyncSession, ctx: ProjectContext, op_id: str, operation: str) -> dict[str, Any]:
+    """The representation of what operation `op_id` left, from its applied-operation row."""
+    applied = await operations.applied_operation(session, op_id)
+    if applied is None or applied.image is None:
+        # Applied before row images were stored (a retried Idempotency-Key of an old request).
+        experiment_id = applied.experiment_id if applied is not None else None
+        found = await queries.experiment_with_flag(session, experiment_id) if experiment_id else None
+        if found is None:
+            raise not_found()
+        experiment, flag = found
+    else:
+        if not _same_operation(applied.operation, operation):
+            raise idempotency_key_reused()
+        experiment, flag = operations.rows_from_image(applied.image)
+    return await experiment_out(session, experiment, flag=flag, user_access_level=access_level(ctx))
 
-    The server may abort an update whose local activity already committed (it discards the
-    workflow task under contention); the client's retry is then refused. The idempotency row
-    tells the truth: answer 200 and let the workflow reload what it missed.
-    """
-    workflow_id = experiment_workflow_id(project_id, experiment_id)
-    if await queries.applied_result(session, update_operation_id(workflow_id, update_id)) is None:
-        return False
+
+def _same_operation(applied: str | None, requested: str) -> bool:
+    # PATCH is stored as update, delete or restore (by its body).
+    return applied == requested or (requested == "update" and applied in ("delete", "restore"))
+
+
+async def _settle(
+    session: AsyncSession,
+    gateway: TemporalGateway,
+    ctx: ProjectContext,
+    experiment_id: int,
+    op_id: str,
+    operation: str,
+    error: ApiError | RawError,
+    observed: ExperimentSnapshot,
+) -> None:
+    """The update reported failure: make that final, or find it was applied after all.
+
+    The server can abort an update whose local activity already committed (it discards the
+    workflow task under contention), and an update this request stopped waiting for may still be
+    running. A fence row on the operation id settles it: either the operation's own row is
+    already there (applied: answer 200 and let the workflow reload what it missed), or it never
+    can be, and the error we answer is the truth."""
+    applied = await operations.fence(session, op_id, experiment_id)
+    await session.commit()
+    if applied is None:
+        await record_rejection(session, ctx, experiment_id, operation, error, observed)
+        raise error from None
     client = await gateway.client()
-    await client.get_workflow_handle(workflow_id).execute_update(
+    await client.get_workflow_handle(experiment_workflow_id(ctx.project_id, experiment_id)).execute_update(
         "resync", result_type=ExperimentSnapshot, rpc_timeout=gateway.rpc_timeout
     )
-    return True
 
 
 def access_level(ctx: ProjectContext) -> str | None:

@@ -12,7 +12,7 @@ from api.temporal import TemporalGateway
 from db import flags as flag_queries
 from db.experiment_names import flag_keys_starting_with
 from db.llm_prompts import existing_versions
-from db.tables import Experiment
+from db.tables import Experiment, FeatureFlag
 from domain.prompt_experiments import (
     default_experiment_name,
     default_flag_key,
@@ -65,7 +65,7 @@ async def create_from_prompt(
     ctx: ProjectContext,
     raw: dict[str, Any],
     idempotency_key: str | None,
-) -> Experiment:
+) -> tuple[Experiment, FeatureFlag | None]:
     body = await prompt_experiment_body(session, ctx.project_id, raw)
     return await create_via_workflow(
         session,
@@ -74,4 +74,5 @@ async def create_from_prompt(
         actor_id=ctx.principal.user_id,
         body=body,
         update_id=idempotency_key,
+        request=raw,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -9,8 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.render import iso
 from api.schemas.accounts import user_basic
 from api.schemas.flags import minimal_flag_out
-from db import accounts
-from db.experiment_assets import holdout_by_id, links_of, saved_metrics_by_ids
+from db.experiment_related import Related, load_related
 from db.experiments import fingerprint_settings
 from db.tables import Experiment, ExperimentHoldout, FeatureFlag
 from domain.experiment_rules import parameters_output
@@ -45,15 +45,13 @@ def experiment_status(experiment: Experiment, flag: FeatureFlag | None) -> str:
     return status_of(facts).value
 
 
-async def _saved_metrics(session: AsyncSession, experiment: Experiment) -> list[dict[str, Any]]:
+def _saved_metrics(experiment: Experiment, related: Related) -> list[dict[str, Any]]:
     assert experiment.id is not None
     out = []
-    links = await links_of(session, experiment.id)
-    found = await saved_metrics_by_ids(session, experiment.team_id, [link.saved_metric_id for link in links])
     settings = fingerprint_settings(experiment)
-    for link in links:
-        metric = found.get(link.saved_metric_id)
-        if metric is None:
+    for link in related.links.get(experiment.id, []):
+        metric = related.saved_metrics.get(link.saved_metric_id)
+        if metric is None or metric.team_id != experiment.team_id:
             continue
         # Like upstream, the query carries the fingerprint it has in this experiment.
         query = (
@@ -76,17 +74,32 @@ async def _saved_metrics(session: AsyncSession, experiment: Experiment) -> list[
 
 
 async def experiment_out(
-    session: AsyncSession, experiment: Experiment, *, user_access_level: str | None = "editor"
+    session: AsyncSession,
+    experiment: Experiment,
+    *,
+    flag: FeatureFlag | None = None,
+    user_access_level: str | None = "editor",
 ) -> dict[str, Any]:
-    flag = await session.get(FeatureFlag, experiment.feature_flag_id)
-    creator = (
-        await accounts.user_by_id(session, experiment.created_by_id) if experiment.created_by_id else None
-    )
-    holdout = (
-        await holdout_by_id(session, experiment.team_id, experiment.holdout_id)
-        if experiment.holdout_id
-        else None
-    )
+    """One experiment (`flag`: its flag when the caller has it, else loaded)."""
+    flags = {flag.id: flag} if flag is not None and flag.id is not None else None
+    related = await load_related(session, [experiment], flags)
+    return render_experiment(experiment, related, user_access_level=user_access_level)
+
+
+async def experiments_out(
+    session: AsyncSession, experiments: Sequence[Experiment], *, user_access_level: str | None
+) -> list[dict[str, Any]]:
+    """A page of experiments: their related rows in one query per kind."""
+    related = await load_related(session, experiments)
+    return [render_experiment(e, related, user_access_level=user_access_level) for e in experiments]
+
+
+def render_experiment(
+    experiment: Experiment, related: Related, *, user_access_level: str | None
+) -> dict[str, Any]:
+    flag = related.flags.get(experiment.feature_flag_id)
+    creator = related.users.get(experiment.created_by_id) if experiment.created_by_id else None
+    holdout = related.holdout_of(experiment)
     return {
         "id": experiment.id,
         "name": experiment.name,
@@ -100,7 +113,7 @@ async def experiment_out(
         "exposure_cohort": experiment.exposure_cohort_id,
         "parameters": parameters_output(experiment.parameters),
         "secondary_metrics": experiment.secondary_metrics,
-        "saved_metrics": await _saved_metrics(session, experiment),
+        "saved_metrics": _saved_metrics(experiment, related),
         "saved_metrics_ids": None,
         "filters": experiment.filters,
         "archived": experiment.archived,

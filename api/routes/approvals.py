@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import ApiError, not_found, permission_denied
 from api.experiment_gateway import signal_experiment
+from api.experiments.flag_writes import FLAG_UPDATE, apply_approved_flag_change
 from api.render import iso, page_params, paginated
 from api.routes.common import GatewayDep
 from api.routing import FlexRouter
@@ -122,6 +123,7 @@ async def update_policy(
     session: SessionDep,
 ) -> dict[str, Any]:
     policy = await _policy(session, ctx, policy_id)
+    _check_may_govern(policy, ctx)
     await _validate_policy(session, ctx, body)
     for name in POLICY_FIELDS:
         if name in body:
@@ -136,9 +138,23 @@ async def update_policy(
 async def delete_policy(
     policy_id: int, ctx: Annotated[ProjectContext, POLICY_WRITE], session: SessionDep
 ) -> Response:
-    await session.delete(await _policy(session, ctx, policy_id))
+    policy = await _policy(session, ctx, policy_id)
+    _check_may_govern(policy, ctx)
+    await session.delete(policy)
     await session.commit()
     return Response(status_code=204)
+
+
+def _check_may_govern(policy: ApprovalPolicy, ctx: ProjectContext) -> None:
+    """Changing, disabling or deleting an enabled policy takes the rights to decide under it:
+    otherwise anyone held back by a policy could switch it off and go ahead."""
+    if not policy.enabled:
+        return
+    user_id = _user_id(ctx)
+    try:
+        rules.check_may_govern(queries.policy_dict(policy), user_id=user_id)
+    except DomainError as err:
+        raise ApiError(403, "authentication_error", "permission_denied", err.detail) from None
 
 
 # ---- change requests ------------------------------------------------------------------------
@@ -210,6 +226,8 @@ async def approve(
     if cr.state == "approved" and cr.experiment_id is not None:
         signal = ApprovalGranted(change_request_id=cr.id, approver_id=user_id, source="api")
         await signal_experiment(gateway, ctx.project_id, cr.experiment_id, "approval_granted", signal)
+    elif cr.state == "approved" and cr.intent.get("operation") == FLAG_UPDATE:
+        await apply_approved_flag_change(session, gateway, ctx, cr)
     return await change_request_body(session, cr, user_id)
 
 

@@ -111,8 +111,10 @@ async def experiment_from_prompt(
 ) -> dict[str, Any]:
     # Reading the prompt's versions needs prompt access too: experiment:write alone could probe names.
     check_scope(ctx.principal, "llm_prompt:read", secret_allowed=False)
-    experiment = await create_from_prompt(session, gateway, ctx, check_body_is_object(body), idempotency_key)
-    return await experiment_out(session, experiment, user_access_level=commands.access_level(ctx))
+    experiment, flag = await create_from_prompt(
+        session, gateway, ctx, check_body_is_object(body), idempotency_key
+    )
+    return await experiment_out(session, experiment, flag=flag, user_access_level=commands.access_level(ctx))
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -139,11 +141,13 @@ async def duplicate(
         feature_flag_key=data.get("feature_flag_key"),
         name=data.get("name"),
     )
-    experiment = await create_via_workflow(
+    experiment, new_flag = await create_via_workflow(
         session, gateway, team_id=ctx.project_id, actor_id=ctx.principal.user_id, body=create_body,
-        update_id=idempotency_key,
+        update_id=idempotency_key, request={"duplicate": experiment_id, "body": data},
     )  # fmt: skip
-    return await experiment_out(session, experiment, user_access_level=commands.access_level(ctx))
+    return await experiment_out(
+        session, experiment, flag=new_flag, user_access_level=commands.access_level(ctx)
+    )
 
 
 @router.post(
@@ -167,11 +171,13 @@ async def copy_to_project(
     create_body = await clone_body(
         session, source, flag, target.id, feature_flag_key=data.get("feature_flag_key"), name=data.get("name")
     )
-    experiment = await create_via_workflow(
+    experiment, new_flag = await create_via_workflow(
         session, gateway, team_id=target.id, actor_id=ctx.principal.user_id, body=create_body,
-        update_id=idempotency_key,
+        update_id=idempotency_key, request={"copy": experiment_id, "body": data},
     )  # fmt: skip
-    return await experiment_out(session, experiment, user_access_level=commands.access_level(ctx))
+    return await experiment_out(
+        session, experiment, flag=new_flag, user_access_level=commands.access_level(ctx)
+    )
 
 
 @router.post(

@@ -15,7 +15,7 @@ from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.experiments import commands
 from api.experiments.creation import create_via_workflow
 from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice, check_string
-from api.experiments.render import experiment_out
+from api.experiments.render import experiment_out, experiments_out
 from api.experiments.ship import already_applied, ship_request
 from api.experiments.update import build_update_request
 from api.render import bad_request, iso, page_params, paginated
@@ -66,8 +66,7 @@ async def list_(
     count, rows = await list_experiments(
         session, ctx.project_id, _filters(request), limit=limit, offset=offset, now=utcnow()
     )
-    level = commands.access_level(ctx)
-    results = [await experiment_out(session, row, user_access_level=level) for row in rows]
+    results = await experiments_out(session, rows, user_access_level=commands.access_level(ctx))
     return paginated(request, count, results, limit, offset)
 
 
@@ -80,7 +79,7 @@ async def create(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     body = check_body_is_object(body)
-    experiment = await create_via_workflow(
+    experiment, flag = await create_via_workflow(
         session,
         gateway,
         team_id=ctx.project_id,
@@ -88,7 +87,7 @@ async def create(
         body=body,
         update_id=idempotency_key,
     )
-    return await experiment_out(session, experiment)
+    return await experiment_out(session, experiment, flag=flag)
 
 
 @router.get("/experiments/{experiment_id}/", summary="Retrieve an experiment")

@@ -10,14 +10,13 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import not_found
-from api.experiments.flag_sync import sync_linked_experiments
+from api.experiments.flag_writes import DUPLICATE_KEY, gate_flag_write, write_flag
 from api.render import page_params, paginated, parse_bool_param
 from api.routing import FlexRouter
 from api.schemas.flags import FeatureFlagCreate, FeatureFlagUpdate, flag_out
 from db import accounts
 from db import flags as flag_queries
 from db.tables import FeatureFlag
-from db.types import utcnow
 from domain.errors import ValidationFailed
 from domain.flag_rules import validate_flag_filters, validate_flag_key
 
@@ -25,7 +24,6 @@ router = FlexRouter(tags=["feature flags"])
 
 READ = Depends(ProjectAuth("feature_flag:read"))
 WRITE = Depends(ProjectAuth("feature_flag:write"))
-DUPLICATE_KEY = "There is already a feature flag with this key."
 
 
 async def _render(session: SessionDep, flag: FeatureFlag) -> dict[str, Any]:
@@ -111,16 +109,8 @@ async def update_flag(
         await _ensure_unique_key(session, ctx.project_id, changes["key"], flag.id)
     if "filters" in changes:
         validate_flag_filters(changes["filters"])
-    for name, value in changes.items():
-        setattr(flag, name, value)
-    flag.version += 1
-    flag.updated_at = utcnow()
-    session.add(flag)
-    await _commit_unique(session)
-    if "filters" in changes:
-        await sync_linked_experiments(session, request.app.state.temporal, ctx, flag_id)
-        session.expire_all()
-        flag = await _get(session, ctx, flag_id)
+    await gate_flag_write(session, ctx, flag, changes)
+    flag = await write_flag(session, request.app.state.temporal, ctx, flag, changes)
     return await _render(session, flag)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from db.types import JSONType, UTCDateTime, utcnow
@@ -76,6 +77,10 @@ class AppliedOperation(SQLModel, table=True):
     experiment_id: int | None = Field(default=None, index=True)
     operation: str | None = Field(default=None, max_length=40)
     result: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    # The experiment and flag rows as this operation left them (db.experiments.row_image): the API
+    # renders its 200 body from it, so the body is never a later state another write produced.
+    # A row with `operation` ABANDONED and no result is a fence the API set when it gave up.
+    image: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -85,6 +90,12 @@ class ExperimentIdAllocation(SQLModel, table=True):
 
     __tablename__ = "experiment_id_allocation"
 
+    __table_args__ = (Index("ix_experiment_id_allocation_key", "team_id", "idempotency_key", unique=True),)
+
     id: int | None = Field(default=None, primary_key=True)
     team_id: int
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # A create sent with an Idempotency-Key keeps its id: a retry with the same key and body gets
+    # the same experiment (and the same workflow), one with another body is refused (422).
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    request_hash: str | None = Field(default=None, max_length=64)
