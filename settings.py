@@ -27,6 +27,8 @@ ENVIRONMENT_VARIABLES = (
     "TEMPORAL_TASK_QUEUE",
     "TEMPORAL_RPC_TIMEOUT_SECONDS",
     "CAPTURE_QUEUE_MAX_EVENTS",
+    "QUERY_CONCURRENCY",
+    "QUERY_TIMEOUT_SECONDS",
     # Observability (README "Operating Flagship").
     "FLAGSHIP_METRICS",
     "WORKER_METRICS_PORT",
@@ -56,6 +58,10 @@ class Settings:
     # Events an API process holds in memory waiting for their commit; past it capture answers 503
     # (the SDKs retry 5xx) instead of queueing without limit.
     capture_queue_max_events: int = 100_000
+    # `POST …/query/` analyses an API process runs at once (one more: 429), and how long one may run
+    # (then 503): each loads the matching events and runs the engine over them.
+    query_concurrency: int = 2
+    query_timeout_seconds: float = 60.0
     # FLAGSHIP_METRICS=0 turns Prometheus metrics off (no /metrics, nothing recorded per request).
     metrics_enabled: bool = True
     # The worker serves its metrics (and the Temporal SDK's) on this port; unset: not served.
@@ -103,6 +109,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         task_queue=env.get("TEMPORAL_TASK_QUEUE") or "flagship",
         temporal_rpc_timeout_seconds=float(env.get("TEMPORAL_RPC_TIMEOUT_SECONDS") or 10.0),
         capture_queue_max_events=int(env.get("CAPTURE_QUEUE_MAX_EVENTS") or 100_000),
+        query_concurrency=int(env.get("QUERY_CONCURRENCY") or 2),
+        query_timeout_seconds=float(env.get("QUERY_TIMEOUT_SECONDS") or 60.0),
         metrics_enabled=_switch(env.get("FLAGSHIP_METRICS"), default=True),
         worker_metrics_port=int(env["WORKER_METRICS_PORT"]) if env.get("WORKER_METRICS_PORT") else None,
         otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from api import instrumentation
 from api.errors import install_error_handlers
 from api.flag_cache import FlagCache
+from api.query_limits import QueryLimiter
 from api.routes import (
     accounts,
     approvals,
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.temporal = TemporalGateway(settings, temporal_client)
         app.state.flag_cache = await FlagCache.start(engine)
+        app.state.query_limiter = QueryLimiter(
+            app.state.sessionmaker, settings.query_concurrency, settings.query_timeout_seconds
+        )
         app.state.event_writer = EventWriter(
             engine, max_pending_rows=settings.capture_queue_max_events
         ).start()

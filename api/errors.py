@@ -27,9 +27,18 @@ _KIND_STATUS = {
 class ApiError(Exception):
     """An HTTP error with an explicit status and PostHog body fields."""
 
-    def __init__(self, status: int, type_: str, code: str, detail: str, attr: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        code: str,
+        detail: str,
+        attr: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.type, self.code, self.detail, self.attr = status, type_, code, detail, attr
+        self.headers = headers
 
 
 class RawError(Exception):
@@ -62,6 +71,18 @@ def service_unavailable(detail: str) -> ApiError:
     return ApiError(503, "server_error", "service_unavailable", detail)
 
 
+def throttled(wait_seconds: int) -> ApiError:
+    """DRF's Throttled, in PostHog's body: 429 with Retry-After."""
+    unit = "second" if wait_seconds == 1 else "seconds"
+    return ApiError(
+        429,
+        "throttled_error",
+        "throttled",
+        f"Request was throttled. Expected available in {wait_seconds} {unit}.",
+        headers={"Retry-After": str(wait_seconds)},
+    )
+
+
 def error_body(type_: str, code: str, detail: str, attr: str | None = None) -> dict[str, Any]:
     return {"type": type_, "code": code, "detail": detail, "attr": attr}
 
@@ -72,7 +93,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 async def _api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return _json(exc.status, error_body(exc.type, exc.code, exc.detail, exc.attr))
+    return _json(exc.status, error_body(exc.type, exc.code, exc.detail, exc.attr), exc.headers)
 
 
 async def _raw_error(_request: Request, exc: Exception) -> Response:

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, Path, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import ProjectContext, SessionDep, authenticate, resolve_project
 from api.errors import not_found, permission_denied
+from api.query_limits import QueryLimiter
 from api.render import bad_request
 from api.routing import FlexRouter
 from db import experiments as queries
@@ -51,7 +53,7 @@ class QueryAuth:
 READ = Depends(QueryAuth())
 
 
-async def _experiment(session: SessionDep, ctx: ProjectContext, query: dict[str, Any]) -> Experiment:
+async def _experiment(session: AsyncSession, ctx: ProjectContext, query: dict[str, Any]) -> Experiment:
     raw = query.get("experiment_id")
     if raw is None:
         raise bad_request("experiment_id is required")
@@ -66,7 +68,7 @@ async def _experiment(session: SessionDep, ctx: ProjectContext, query: dict[str,
 
 
 async def _experiment_query(
-    session: SessionDep, ctx: ProjectContext, query: dict[str, Any]
+    session: AsyncSession, ctx: ProjectContext, query: dict[str, Any]
 ) -> dict[str, Any]:
     metric = query.get("metric")
     if not isinstance(metric, dict):
@@ -98,11 +100,13 @@ def _with_query_overrides(context: AnalysisContext, query: dict[str, Any]) -> An
     spec = context.spec
     raw_flag, holdout = query.get("feature_flag"), query.get("holdout")
     flag: dict[str, Any] = raw_flag if isinstance(raw_flag, dict) else {}
-    changes: dict[str, Any] = {
-        "flag_key": str(flag.get("key") or spec.flag_key),
-        "start": _when(query.get("start_date"), spec.start) or spec.start,
-        "end": _when(query.get("end_date"), spec.end) if query.get("end_date") else spec.end,
-    }
+    # The dates may narrow the experiment's window, never widen it: a caller cannot make the
+    # analysis read events from before the launch or after the end.
+    start = max(_when(query.get("start_date"), spec.start) or spec.start, spec.start)
+    end = _when(query.get("end_date"), spec.end) if query.get("end_date") else spec.end
+    if end is not None and spec.end is not None:
+        end = min(end, spec.end)
+    changes: dict[str, Any] = {"flag_key": str(flag.get("key") or spec.flag_key), "start": start, "end": end}
     if isinstance(flag.get("filters"), dict):
         changes["variant_keys"] = tuple(flag_variant_keys(flag["filters"]))
     if isinstance(query.get("exposure_criteria"), dict):
@@ -124,7 +128,9 @@ def _empty_exposures() -> dict[str, Any]:
     }
 
 
-async def _exposure_query(session: SessionDep, ctx: ProjectContext, query: dict[str, Any]) -> dict[str, Any]:
+async def _exposure_query(
+    session: AsyncSession, ctx: ProjectContext, query: dict[str, Any]
+) -> dict[str, Any]:
     experiment = await _experiment(session, ctx, query)
     if experiment.start_date is None:
         return _empty_exposures()
@@ -137,16 +143,18 @@ async def _exposure_query(session: SessionDep, ctx: ProjectContext, query: dict[
 
 @router.post("/query/", summary="Run an experiment query (ExperimentQuery, ExperimentExposureQuery)")
 async def run_query(
-    ctx: Annotated[ProjectContext, READ], session: SessionDep, body: Annotated[Any, Body()] = None
+    request: Request, ctx: Annotated[ProjectContext, READ], body: Annotated[Any, Body()] = None
 ) -> dict[str, Any]:
+    """Bounded (api/query_limits.py): over the concurrency limit 429, past the time limit 503."""
     query = body.get("query") if isinstance(body, dict) else None
     if not isinstance(query, dict):
         raise bad_request("query is required", attr="query")
     kind = query.get("kind")
+    limiter: QueryLimiter = request.app.state.query_limiter
     if kind == "ExperimentQuery":
-        return await _experiment_query(session, ctx, query)
+        return await limiter.run(lambda session: _experiment_query(session, ctx, query))
     if kind == "ExperimentExposureQuery":
-        return await _exposure_query(session, ctx, query)
+        return await limiter.run(lambda session: _exposure_query(session, ctx, query))
     raise bad_request(
         f"Unsupported query kind: {kind!r}. Flagship answers ExperimentQuery and ExperimentExposureQuery."
     )
