@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import func
@@ -45,6 +45,19 @@ async def touch_key(session: AsyncSession, key: PersonalAPIKey) -> bool:
 
 async def user_by_id(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
+
+
+async def preload_users(session: AsyncSession, user_ids: Iterable[int | None]) -> dict[int, User]:
+    """Load these users into the session in one query: a page's renderers then find each creator
+    with `user_by_id` (the session's identity map) instead of one query per row. The identity map
+    holds objects weakly, so the session's `info` keeps them for as long as the session lives."""
+    ids = sorted({user_id for user_id in user_ids if user_id is not None})
+    if not ids:
+        return {}
+    users = (await session.exec(select(User).where(col(User.id).in_(ids)))).all()
+    loaded = {user.id: user for user in users if user.id is not None}
+    session.info.setdefault("preloaded_users", []).append(loaded)
+    return loaded
 
 
 async def project_by_id(session: AsyncSession, project_id: int) -> Project | None:

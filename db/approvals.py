@@ -56,23 +56,32 @@ async def request_by_origin(session: AsyncSession, op_id: str) -> ChangeRequest 
 
 
 async def decisions_of(session: AsyncSession, change_request_id: str) -> list[dict[str, Any]]:
+    return (await decisions_by_request(session, [change_request_id]))[change_request_id]
+
+
+async def decisions_by_request(session: AsyncSession, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The decisions on each change request, for a page of them in one query."""
+    out: dict[str, list[dict[str, Any]]] = {cr_id: [] for cr_id in ids}
+    if not ids:
+        return out
     rows = (
         await session.exec(
             select(ChangeRequestApproval)
-            .where(ChangeRequestApproval.change_request_id == change_request_id)
+            .where(col(ChangeRequestApproval.change_request_id).in_(list(ids)))
             .order_by(col(ChangeRequestApproval.id))
         )
     ).all()
-    return [
-        {
-            "id": row.id,
-            "user_id": row.user_id,
-            "decision": row.decision,
-            "comment": row.comment,
-            "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
-        }
-        for row in rows
-    ]
+    for row in rows:
+        out.setdefault(row.change_request_id, []).append(
+            {
+                "id": row.id,
+                "user_id": row.user_id,
+                "decision": row.decision,
+                "comment": row.comment,
+                "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+            }
+        )
+    return out
 
 
 async def request_dict(session: AsyncSession, cr: ChangeRequest) -> dict[str, Any]:

@@ -66,6 +66,22 @@ async def list_flags(
     return count, rows
 
 
+async def experiment_ids_by_flag(session: AsyncSession, flag_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The live experiments of each flag, for a page of flags in one query."""
+    out: dict[int, list[int]] = {flag_id: [] for flag_id in flag_ids}
+    if not flag_ids:
+        return out
+    result = await session.exec(
+        select(Experiment.feature_flag_id, Experiment.id)
+        .where(col(Experiment.feature_flag_id).in_(list(flag_ids)), col(Experiment.deleted).is_(False))
+        .order_by(col(Experiment.id))
+    )
+    for flag_id, experiment_id in result.all():
+        if experiment_id is not None:
+            out.setdefault(flag_id, []).append(experiment_id)
+    return out
+
+
 async def experiment_ids_for_flag(session: AsyncSession, flag_id: int) -> list[int]:
     result = await session.exec(
         select(Experiment.id).where(Experiment.feature_flag_id == flag_id, col(Experiment.deleted).is_(False))

@@ -57,20 +57,34 @@ async def existing_versions(
 
 
 async def version_summary(session: AsyncSession, team_id: int, name: str) -> VersionSummary | None:
-    row = (
+    return (await version_summaries(session, team_id, [name])).get(name)
+
+
+async def version_summaries(
+    session: AsyncSession, team_id: int, names: Sequence[str]
+) -> dict[str, VersionSummary]:
+    """The version history summary of each named prompt, for a page of prompts in one query."""
+    if not names:
+        return {}
+    rows = (
         await session.exec(
-            select(func.max(LLMPrompt.version), func.count(), func.min(LLMPrompt.created_at)).where(
-                LLMPrompt.team_id == team_id, LLMPrompt.name == name, col(LLMPrompt.deleted).is_(False)
+            select(LLMPrompt.name, func.max(LLMPrompt.version), func.count(), func.min(LLMPrompt.created_at))
+            .where(
+                LLMPrompt.team_id == team_id,
+                col(LLMPrompt.name).in_(sorted(set(names))),
+                col(LLMPrompt.deleted).is_(False),
             )
+            .group_by(col(LLMPrompt.name))
         )
-    ).one()
-    if row[0] is None:
-        return None
-    first = row[2] if isinstance(row[2], datetime) else datetime.fromisoformat(str(row[2]))
-    first = first if first.tzinfo else first.replace(tzinfo=UTC)
-    return VersionSummary(
-        latest_version=int(row[0]), version_count=int(row[1]), first_version_created_at=first
-    )
+    ).all()
+    out = {}
+    for name, latest, count, earliest in rows:
+        first = earliest if isinstance(earliest, datetime) else datetime.fromisoformat(str(earliest))
+        first = first if first.tzinfo else first.replace(tzinfo=UTC)
+        out[name] = VersionSummary(
+            latest_version=int(latest), version_count=int(count), first_version_created_at=first
+        )
+    return out
 
 
 async def list_latest(

@@ -8,12 +8,9 @@ from fastapi import Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import RawError
+from api.flag_render import render_flags
 from api.render import bad_request
-from api.schemas.flags import flag_out
-from db import accounts
-from db import flags as flag_queries
 from db.eligible_flags import FlagFilters, candidate_flags
-from db.tables import FeatureFlag
 from domain.flag_eligibility import (
     ELIGIBLE_ORDER_FIELDS,
     InvalidPaging,
@@ -39,12 +36,6 @@ def _filters(request: Request) -> FlagFilters:
     )
 
 
-async def _render(session: AsyncSession, flag: FeatureFlag) -> dict[str, Any]:
-    creator = await accounts.user_by_id(session, flag.created_by_id) if flag.created_by_id else None
-    assert flag.id is not None
-    return flag_out(flag, creator, await flag_queries.experiment_ids_for_flag(session, flag.id))
-
-
 async def eligible_flags(session: AsyncSession, team_id: int, request: Request) -> dict[str, Any]:
     try:
         limit, offset = paging(request.query_params.get("limit"), request.query_params.get("offset"))
@@ -59,4 +50,4 @@ async def eligible_flags(session: AsyncSession, team_id: int, request: Request) 
         wanted = has_contexts_wanted(contexts)
         flags = [flag for flag in flags if bool(flag.evaluation_tags) == wanted]
     page = flags[offset : offset + limit]
-    return {"results": [await _render(session, flag) for flag in page], "count": len(flags)}
+    return {"results": await render_flags(session, page), "count": len(flags)}

@@ -7,6 +7,7 @@ numbers published here.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -46,7 +47,10 @@ def not_found(name: str) -> RawError:
 
 async def public_out(session: AsyncSession, prompt: LLMPrompt) -> dict[str, Any]:
     """LLMPromptPublicSerializer: the prompt with its version history summary."""
-    summary = await queries.version_summary(session, prompt.team_id, prompt.name)
+    return public_shape(prompt, await queries.version_summary(session, prompt.team_id, prompt.name))
+
+
+def public_shape(prompt: LLMPrompt, summary: queries.VersionSummary | None) -> dict[str, Any]:
     return {
         "id": prompt.id,
         "name": prompt.name,
@@ -64,10 +68,25 @@ async def public_out(session: AsyncSession, prompt: LLMPrompt) -> dict[str, Any]
 
 async def prompt_out(session: AsyncSession, prompt: LLMPrompt) -> dict[str, Any]:
     """LLMPromptSerializer: the public shape plus `created_by`, in upstream's field order."""
-    creator = await accounts.user_by_id(session, prompt.created_by_id) if prompt.created_by_id else None
-    public = await public_out(session, prompt)
-    head = {key: public[key] for key in ("id", "name", "prompt", "version")}
-    return head | {"created_by": user_basic(creator)} | public
+    return (await prompts_out(session, [prompt]))[0]
+
+
+async def prompts_out(session: AsyncSession, prompts: Sequence[LLMPrompt]) -> list[dict[str, Any]]:
+    """A page of prompts: creators and version summaries in one query each."""
+    await accounts.preload_users(session, [prompt.created_by_id for prompt in prompts])
+    team_ids = {prompt.team_id for prompt in prompts}
+    summaries = (
+        await queries.version_summaries(session, team_ids.pop(), [p.name for p in prompts])
+        if len(team_ids) == 1
+        else {}
+    )
+    out = []
+    for prompt in prompts:
+        creator = await accounts.user_by_id(session, prompt.created_by_id) if prompt.created_by_id else None
+        public = public_shape(prompt, summaries.get(prompt.name))
+        head = {key: public[key] for key in ("id", "name", "prompt", "version")}
+        out.append(head | {"created_by": user_basic(creator)} | public)
+    return out
 
 
 async def create_prompt(session: AsyncSession, ctx: ProjectContext, body: dict[str, Any]) -> LLMPrompt:

@@ -7,6 +7,7 @@ cancelling tells the workflow to drop the change (`change_request_closed`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, Request
@@ -168,8 +169,20 @@ async def _request(session: AsyncSession, ctx: ProjectContext, cr_id: str) -> Ch
 
 
 async def change_request_body(session: AsyncSession, cr: ChangeRequest, viewer: int | None) -> dict[str, Any]:
-    decisions = await queries.decisions_of(session, cr.id)
-    return rules.change_request_out(await queries.request_dict(session, cr), decisions, viewer)
+    return (await change_request_bodies(session, [cr], viewer))[0]
+
+
+async def change_request_bodies(
+    session: AsyncSession, requests: Sequence[ChangeRequest], viewer: int | None
+) -> list[dict[str, Any]]:
+    """A page of change requests: their decisions and people in one query each."""
+    decisions = await queries.decisions_by_request(session, [cr.id for cr in requests])
+    people = [cr.created_by_id for cr in requests] + [cr.applied_by_id for cr in requests]
+    await accounts.preload_users(session, people)
+    return [
+        rules.change_request_out(await queries.request_dict(session, cr), decisions[cr.id], viewer)
+        for cr in requests
+    ]
 
 
 @router.get("/change_requests/", summary="List change requests")
@@ -180,7 +193,7 @@ async def list_requests(
     count, rows = await queries.requests_of(
         session, ctx.project_id, state=request.query_params.get("state"), limit=limit, offset=offset
     )
-    results = [await change_request_body(session, cr, ctx.principal.user_id) for cr in rows]
+    results = await change_request_bodies(session, rows, ctx.principal.user_id)
     return paginated(request, count, results, limit, offset)
 
 

@@ -14,6 +14,7 @@ from api.errors import not_found
 from api.experiments.cohorts import cohort_members, cohort_out, person_out
 from api.render import page_params, paginated
 from api.routing import FlexRouter
+from db import accounts
 from db.cohorts import cohort_by_id, list_cohorts
 from db.tables import Cohort
 
@@ -35,6 +36,7 @@ async def list_(
 ) -> dict[str, Any]:
     limit, offset = page_params(request)
     count, rows = await list_cohorts(session, ctx.project_id, limit=limit, offset=offset)
+    await accounts.preload_users(session, [row.created_by_id for row in rows])
     return paginated(request, count, [await cohort_out(session, row) for row in rows], limit, offset)
 
 

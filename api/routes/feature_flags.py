@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import not_found
 from api.experiments.flag_writes import DUPLICATE_KEY, gate_flag_write, write_flag
+from api.flag_render import render_flag, render_flags
 from api.render import page_params, paginated, parse_bool_param
 from api.routing import FlexRouter
-from api.schemas.flags import FeatureFlagCreate, FeatureFlagUpdate, flag_out
-from db import accounts
+from api.schemas.flags import FeatureFlagCreate, FeatureFlagUpdate
 from db import flags as flag_queries
 from db.tables import FeatureFlag
 from domain.errors import ValidationFailed
@@ -24,12 +24,6 @@ router = FlexRouter(tags=["feature flags"])
 
 READ = Depends(ProjectAuth("feature_flag:read"))
 WRITE = Depends(ProjectAuth("feature_flag:write"))
-
-
-async def _render(session: SessionDep, flag: FeatureFlag) -> dict[str, Any]:
-    creator = await accounts.user_by_id(session, flag.created_by_id) if flag.created_by_id else None
-    assert flag.id is not None
-    return flag_out(flag, creator, await flag_queries.experiment_ids_for_flag(session, flag.id))
 
 
 async def _ensure_unique_key(session: SessionDep, team_id: int, key: str, flag_id: int | None) -> None:
@@ -51,7 +45,7 @@ async def list_flags(
         limit=limit,
         offset=offset,
     )
-    return paginated(request, count, [await _render(session, f) for f in rows], limit, offset)
+    return paginated(request, count, await render_flags(session, rows), limit, offset)
 
 
 @router.post("/feature_flags/", status_code=201, summary="Create a feature flag")
@@ -68,7 +62,7 @@ async def create_flag(
     )
     session.add(flag)
     await _commit_unique(session)
-    return await _render(session, flag)
+    return await render_flag(session, flag)
 
 
 async def _commit_unique(session: SessionDep) -> None:
@@ -89,7 +83,7 @@ async def _get(session: SessionDep, ctx: ProjectContext, flag_id: int) -> Featur
 
 @router.get("/feature_flags/{flag_id}/", summary="Retrieve a feature flag")
 async def get_flag(flag_id: int, ctx: Annotated[ProjectContext, READ], session: SessionDep) -> dict[str, Any]:
-    return await _render(session, await _get(session, ctx, flag_id))
+    return await render_flag(session, await _get(session, ctx, flag_id))
 
 
 @router.patch("/feature_flags/{flag_id}/", summary="Update a feature flag (soft delete with deleted=true)")
@@ -111,7 +105,7 @@ async def update_flag(
         validate_flag_filters(changes["filters"])
     await gate_flag_write(session, ctx, flag, changes)
     flag = await write_flag(session, request.app.state.temporal, ctx, flag, changes)
-    return await _render(session, flag)
+    return await render_flag(session, flag)
 
 
 @router.delete("/feature_flags/{flag_id}/", status_code=405, summary="Hard delete is not allowed")

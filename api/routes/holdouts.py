@@ -50,6 +50,7 @@ async def list_(
 ) -> dict[str, Any]:
     limit, offset = page_params(request)
     count, rows = await list_holdouts(session, ctx.project_id, limit=limit, offset=offset)
+    await accounts.preload_users(session, [row.created_by_id for row in rows])
     return paginated(request, count, [await _render(session, row) for row in rows], limit, offset)
 
 

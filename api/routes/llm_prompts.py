@@ -38,7 +38,7 @@ async def list_(
         limit=limit,
         offset=offset,
     )
-    return paginated(request, count, [await service.prompt_out(session, row) for row in rows], limit, offset)
+    return paginated(request, count, await service.prompts_out(session, rows), limit, offset)
 
 
 @router.post("/llm_prompts/", status_code=201, summary="Create a prompt (version 1)")

@@ -17,6 +17,7 @@ from api.experiments.fields import check_body_is_object
 from api.render import page_params, paginated
 from api.routes.common import GatewayDep, RawBody
 from api.routing import FlexRouter
+from db import accounts
 from db.saved_metrics import list_saved_metrics, saved_metric_by_id
 from db.tables import ExperimentSavedMetric
 
@@ -39,6 +40,7 @@ async def list_(
 ) -> dict[str, Any]:
     limit, offset = page_params(request)
     count, rows = await list_saved_metrics(session, ctx.project_id, limit=limit, offset=offset)
+    await accounts.preload_users(session, [row.created_by_id for row in rows])
     results = [await service.saved_metric_out(session, row) for row in rows]
     return paginated(request, count, results, limit, offset)
 
