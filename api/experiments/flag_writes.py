@@ -55,7 +55,8 @@ async def write_flag(
     changes: dict[str, Any],
 ) -> FeatureFlag:
     """Apply validated changes; linked experiments follow a change of variants."""
-    assert flag.id is not None
+    flag_id = flag.id
+    assert flag_id is not None
     for name, value in changes.items():
         setattr(flag, name, value)
     flag.version += 1
@@ -67,9 +68,9 @@ async def write_flag(
         await session.rollback()
         raise ValidationFailed(DUPLICATE_KEY, attr="key", code="unique") from None
     if "filters" in changes:
-        await sync_linked_experiments(session, gateway, ctx, flag.id)
+        await sync_linked_experiments(session, gateway, ctx, flag_id)
         session.expire_all()
-        refreshed = await flag_queries.flag_by_id(session, ctx.project_id, flag.id)
+        refreshed = await flag_queries.flag_by_id(session, ctx.project_id, flag_id)
         if refreshed is None:
             raise not_found()
         return refreshed
