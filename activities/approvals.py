@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import to_application_error
 from activities.rows import RowWriter, Written, audit, bump, load_for_write
 from activities.transitions import apply_operation, check_assumed_status, write_update
 from db import approvals as queries
@@ -23,7 +24,7 @@ from db import experiments as experiment_queries
 from db import operations
 from db.tables import ChangeRequest, ChangeRequestApproval, Experiment, FeatureFlag
 from domain import approvals as rules
-from domain.errors import Conflict, NotFound
+from domain.errors import ApprovalRequired, Conflict, NotFound
 from domain.experiment_messages import ActivityInput, ExperimentSnapshot, TransitionRequest, UpdateRequest
 from domain.lifecycle import Operation, flag_active_after, stored_status
 
@@ -70,20 +71,7 @@ async def approval_gate(
 
 
 def approval_required(body: dict[str, Any]) -> ApplicationError:
-    change = body["change_request"]
-    return ApplicationError(
-        body["detail"],
-        {
-            "attr": None,
-            "code": body["code"],
-            "body": body,
-            "change_request_id": body["change_request_id"],
-            "expires_at": change.get("expires_at"),
-            "pending": body["code"] == "change_request_pending",
-        },
-        type="ApprovalRequired",
-        non_retryable=True,
-    )
+    return to_application_error(ApprovalRequired(body))
 
 
 class ApprovalActivities(RowWriter):

@@ -1,4 +1,7 @@
-"""Domain errors leave activities as non-retryable ApplicationErrors the gateway can map back."""
+"""Domain errors as Temporal failures: the one mapper (domain/failures.py has the contract).
+
+Activities raise them non-retryable (a refusal would fail again); workflow validators raise the
+same shape, so the API reads one kind of failure whichever layer refused."""
 
 from __future__ import annotations
 
@@ -7,29 +10,17 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from domain.errors import DomainError
-
-DOMAIN_ERROR_TYPES = {
-    "validation": "ValidationFailed",
-    "not_found": "NotFound",
-    "permission_denied": "PermissionDenied",
-    "conflict": "Conflict",
-    "unavailable": "Unavailable",
-}
+from domain.failures import FailureDetails
 
 
 def to_application_error(err: DomainError, snapshot: dict[str, Any] | None = None) -> ApplicationError:
-    """A precondition that fails against the database will fail again: never retry it."""
-    body = getattr(err, "body", None)
-    if callable(body):  # errors PostHog answers with a plain body (policy_conflict)
-        return ApplicationError(
-            err.detail,
-            {"attr": None, "code": err.code, "body": body()},
-            type="PolicyConflict",
-            non_retryable=True,
-        )
+    details = FailureDetails(attr=err.attr, code=err.code, body=err.body(), snapshot=snapshot)
+    approval = err.body() if err.failure.value == "ApprovalRequired" else None
+    if approval is not None:
+        change = approval.get("change_request") or {}
+        details.change_request_id = approval.get("change_request_id")
+        details.expires_at = change.get("expires_at")
+        details.pending = approval.get("code") == "change_request_pending"
     return ApplicationError(
-        err.detail,
-        {"attr": err.attr, "code": err.code, "snapshot": snapshot},
-        type=DOMAIN_ERROR_TYPES.get(err.kind, "ValidationFailed"),
-        non_retryable=True,
+        err.detail, details.model_dump(mode="json"), type=err.failure.value, non_retryable=True
     )

@@ -13,14 +13,20 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import DomainError
+from domain.failures import Failure, FailureDetails
 
 log = logging.getLogger("flagship.api")
 
-_KIND_STATUS = {
-    "validation": (400, "validation_error"),
-    "not_found": (404, "invalid_request"),
-    "permission_denied": (403, "authentication_error"),
-    "conflict": (409, "invalid_request"),
+# How each failure of the contract (domain/failures.py) is answered: status and PostHog `type`.
+# A failure whose error carries a body (approvals, policy conflicts) is answered with that body.
+FAILURE_RESPONSES: dict[Failure, tuple[int, str]] = {
+    Failure.VALIDATION: (400, "validation_error"),
+    Failure.NOT_FOUND: (404, "invalid_request"),
+    Failure.PERMISSION_DENIED: (403, "authentication_error"),
+    Failure.CONFLICT: (409, "invalid_request"),
+    Failure.APPROVAL_REQUIRED: (409, "invalid_request"),
+    Failure.POLICY_CONFLICT: (400, "validation_error"),
+    Failure.UNAVAILABLE: (503, "server_error"),
 }
 
 
@@ -103,10 +109,23 @@ async def _raw_error(_request: Request, exc: Exception) -> Response:
     return _json(exc.status, exc.body)
 
 
-async def _domain_error(_request: Request, exc: Exception) -> Response:
+def failure_response(failure: Failure, detail: str, details: FailureDetails) -> ApiError | RawError:
+    """The one answer to a refusal, whichever layer refused (a DomainError, or a Temporal failure)."""
+    status, type_ = FAILURE_RESPONSES[failure]
+    if details.body is not None:
+        return RawError(status, details.body)
+    if failure is Failure.NOT_FOUND:
+        return ApiError(404, "invalid_request", "not_found", "Not found.")
+    return ApiError(status, type_, details.code, detail, details.attr)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    status, type_ = _KIND_STATUS.get(exc.kind, (400, "validation_error"))
-    return _json(status, error_body(type_, exc.code, exc.detail, exc.attr))
+    details = FailureDetails(attr=exc.attr, code=exc.code, body=exc.body())
+    answer = failure_response(exc.failure, exc.detail, details)
+    if isinstance(answer, RawError):
+        return await _raw_error(request, answer)
+    return await _api_error(request, answer)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -22,14 +22,15 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ApiError, RawError, not_found, service_unavailable
+from api.errors import ApiError, RawError, failure_response, not_found, service_unavailable
 from api.instrumentation import prepare_update, transition_outcome
 from api.temporal import TemporalGateway
 from db.types import utcnow
 from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
+from domain.failures import Failure, FailureDetails
 from observability.metrics import record_transition
 from workflows.constants import EXPERIMENT_WORKFLOW_TYPE, experiment_workflow_id
-from workflows.experiment_support import start_search_attributes
+from workflows.search_attributes import start_search_attributes
 
 log = logging.getLogger("flagship.api")
 
@@ -163,7 +164,6 @@ async def _update_with_start(
 
 
 TOO_MANY = "Too many concurrent changes to this experiment. Retry shortly."
-RETRY_SAME_KEY = "Retry it (with the same Idempotency-Key, if you sent one)."
 NOT_APPLIED = "The change could not be applied. Try again shortly."
 
 
@@ -176,39 +176,18 @@ def _map_rpc(err: RPCError) -> ApiError:
     return service_unavailable(f"Temporal is unavailable ({err.status.name}). Try again shortly.")
 
 
-def _details(cause: ApplicationError) -> dict[str, Any]:
-    first = cause.details[0] if cause.details else None
-    return first if isinstance(first, dict) else {}
-
-
 def map_failure(cause: BaseException | None) -> ApiError | RawError:
     """ApplicationError(type=…) from a validator, handler or activity -> PostHog's response."""
     if not isinstance(cause, ApplicationError):
         return service_unavailable(NOT_APPLIED)
-    info = _details(cause)
-    attr, code = info.get("attr"), info.get("code")
-    match cause.type:
-        case "ValidationFailed":
-            return ApiError(400, "validation_error", code or "invalid_input", cause.message, attr)
-        case "NotFound":
-            return not_found()
-        case "Conflict":
-            return ApiError(409, "invalid_request", code or "conflict", cause.message, attr)
-        case "PermissionDenied":
-            return ApiError(403, "authentication_error", code or "permission_denied", cause.message, attr)
-        case "ApprovalRequired":
-            return RawError(409, info.get("body") or {"code": "approval_required", "detail": cause.message})
-        case "PolicyConflict":
-            return RawError(400, info.get("body") or {"code": "policy_conflict", "error": cause.message})
-        case "Unavailable" if code == "queued":
-            return service_unavailable(f"{cause.message} {RETRY_SAME_KEY}")
-        case "Unavailable":
-            return service_unavailable(cause.message or NOT_APPLIED)
-        case _:
-            # An unexpected failure in the worker: its message may carry SQL or internals (the
-            # worker logged it); the caller gets the generic answer.
-            log.warning("experiment update failed in the worker: %s", cause.type)
-            return service_unavailable(NOT_APPLIED)
+    try:
+        failure = Failure(cause.type or "")
+    except ValueError:
+        # An unexpected failure in the worker: its message may carry SQL or internals (the
+        # worker logged it); the caller gets the generic answer.
+        log.warning("experiment update failed in the worker: %s", cause.type)
+        return service_unavailable(NOT_APPLIED)
+    return failure_response(failure, cause.message or NOT_APPLIED, FailureDetails.of(cause.details))
 
 
 async def signal_experiment(

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from domain.errors import PermissionDenied, ValidationFailed
+from domain.failures import Failure
 
 ACTION_KEYS = ("feature_flag.update", "feature_flag.enable", "feature_flag.disable")
 OPEN_STATES = ("pending", "approved")
@@ -86,6 +87,8 @@ def gating_policy(
 
 class PolicyConflict(ValidationFailed):
     """Several policies match one change: PostHog's 400 `policy_conflict` (a plain body)."""
+
+    failure = Failure.POLICY_CONFLICT
 
     def __init__(self, policy_ids: Sequence[int]) -> None:
         super().__init__("This change matches multiple approval policies", code="policy_conflict")

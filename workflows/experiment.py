@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.approvals import ApprovalActivities  # noqa: F401  (registered with the worker)
     from activities.experiments import CreateInput, ExperimentActivities, UpdateInput
+    from domain.errors import Conflict
     from domain.experiment_messages import (
         CreateRequest,
         ExperimentSnapshot,
@@ -183,10 +184,8 @@ class ExperimentWorkflow(ExperimentTimers):
             raise support.not_found()
         current = snapshot.newest(req.observed).status
         if _stored(current.value) != _stored(req.assumed_status.value):
-            raise ApplicationError(
-                "The experiment changed while this request was processed. Retry the request.",
-                {"attr": None, "code": "conflict"},
-                type="Conflict",
+            raise support.rejection(
+                Conflict("The experiment changed while this request was processed. Retry the request.")
             )
 
     @workflow.update(name="resync")

@@ -4,14 +4,15 @@ activity options. Deterministic and side-effect free (imported inside the workfl
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from domain.errors import DomainError
+from activities.errors import to_application_error
+from domain.errors import Conflict, DomainError, NotFound, Unavailable
 from domain.experiment_messages import ExperimentSnapshot, Truth
+from domain.failures import NON_RETRYABLE
 from domain.scheduling import next_action, scheduled_end_at
 from workflows.search_attributes import (
     EXPERIMENT_ID,
@@ -28,34 +29,23 @@ LIFECYCLE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=2),
     maximum_attempts=5,
-    non_retryable_error_types=[
-        "ValidationFailed",
-        "NotFound",
-        "Conflict",
-        "PermissionDenied",
-        "ApprovalRequired",
-        "PolicyConflict",
-        "Unavailable",  # the API fenced the operation off (Abandoned): it must never apply
-    ],
+    non_retryable_error_types=list(NON_RETRYABLE),  # refusals fail again the same way
 )
 
-DOMAIN_TYPES = {
-    "validation": "ValidationFailed",
-    "not_found": "NotFound",
-    "permission_denied": "PermissionDenied",
-    "conflict": "Conflict",
-}
-
 BUSY_MESSAGE = "Another transition of this experiment is in progress. Retry shortly."
+QUEUED_MESSAGE = (
+    "Experiment changes are queued behind others right now, so this change was not applied. "
+    "Retry it (with the same Idempotency-Key, if you sent one)."
+)
 
 
 def rejection(err: DomainError) -> ApplicationError:
     """A domain error as the update failure the API maps back to PostHog's 4xx."""
-    return ApplicationError(err.detail, {"attr": err.attr, "code": err.code}, type=DOMAIN_TYPES[err.kind])
+    return to_application_error(err)
 
 
 def busy() -> ApplicationError:
-    return ApplicationError(BUSY_MESSAGE, {"attr": None, "code": "conflict"}, type="Conflict")
+    return to_application_error(Conflict(BUSY_MESSAGE))
 
 
 def check_deadline(apply_by: datetime | None) -> None:
@@ -65,15 +55,11 @@ def check_deadline(apply_by: datetime | None) -> None:
     after its caller was answered 503. Refused here it is not in history, so a retry with the
     same Idempotency-Key (the same update id) is a fresh attempt."""
     if apply_by is not None and workflow.now() > apply_by:
-        raise ApplicationError(
-            "Experiment changes are queued behind others right now, so this change was not applied.",
-            {"attr": None, "code": "queued"},
-            type="Unavailable",
-        )
+        raise to_application_error(Unavailable(QUEUED_MESSAGE, code="queued"))
 
 
 def not_found() -> ApplicationError:
-    return ApplicationError("Not found.", {"attr": None, "code": "not_found"}, type="NotFound")
+    return to_application_error(NotFound())
 
 
 def from_activity_error(err: ActivityError) -> ApplicationError:
@@ -81,10 +67,8 @@ def from_activity_error(err: ActivityError) -> ApplicationError:
     cause = err.cause
     if isinstance(cause, ApplicationError):
         return ApplicationError(cause.message, *cause.details, type=cause.type or "ActivityFailed")
-    return ApplicationError(
-        "The change could not be applied. Try again shortly.",
-        {"attr": None, "code": "activity_failed"},
-        type="Unavailable",
+    return to_application_error(
+        Unavailable("The change could not be applied. Try again shortly.", code="activity_failed")
     )
 
 
@@ -124,19 +108,6 @@ def search_attribute_updates(snapshot: ExperimentSnapshot, had_end: bool) -> lis
     elif had_end:
         updates.append(SCHEDULED_END_AT.value_unset())
     return updates
-
-
-def start_search_attributes(
-    project_id: int, experiment_id: int, status: str, flag_key: str | None
-) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(PROJECT_ID, project_id),
-        SearchAttributePair(EXPERIMENT_ID, experiment_id),
-        SearchAttributePair(EXPERIMENT_STATUS, status),
-    ]
-    if flag_key:
-        pairs.append(SearchAttributePair(FEATURE_FLAG_KEY, flag_key))
-    return TypedSearchAttributes(pairs)
 
 
 # Patch id (dated, as PostHog names them): histories recorded before it upserted search

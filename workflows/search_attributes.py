@@ -3,7 +3,9 @@ and the test fixture are all generated from this list (temporal-notes §6)."""
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 EXPERIMENT_ID = SearchAttributeKey.for_int("ExperimentId")
 PROJECT_ID = SearchAttributeKey.for_int("ProjectId")
@@ -28,3 +30,16 @@ def cli_flags() -> list[str]:
     for key in ALL_KEYS:
         flags += ["--search-attribute", f"{key.name}={_CLI_TYPE[key.indexed_value_type.name]}"]
     return flags
+
+
+def start_search_attributes(
+    project_id: int, experiment_id: int, status: str, flag_key: str | None
+) -> TypedSearchAttributes:
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(PROJECT_ID, project_id),
+        SearchAttributePair(EXPERIMENT_ID, experiment_id),
+        SearchAttributePair(EXPERIMENT_STATUS, status),
+    ]
+    if flag_key:
+        pairs.append(SearchAttributePair(FEATURE_FLAG_KEY, flag_key))
+    return TypedSearchAttributes(pairs)
