@@ -27,6 +27,7 @@ from domain import approvals as rules
 from domain.errors import ApprovalRequired, Conflict, NotFound
 from domain.experiment_messages import ActivityInput, ExperimentSnapshot, TransitionRequest, UpdateRequest
 from domain.lifecycle import Operation, flag_active_after, stored_status
+from domain.operation_ids import change_request_operation_id
 
 
 class ApplyChangeInput(BaseModel):
@@ -87,7 +88,7 @@ class ApprovalActivities(RowWriter):
                 raise NotFound()
             await _ensure_approved(session, cr, inp)
             experiment, flag = await load_for_write(session, inp.experiment_id)
-            op_id = f"cr:{cr.id}"
+            op_id = change_request_operation_id(cr.id)
             if cr.intent.get("operation") == "update":
                 req = UpdateRequest.model_validate(
                     cr.intent["request"] | {"approved_change_request_id": cr.id}
@@ -102,7 +103,9 @@ class ApprovalActivities(RowWriter):
             session.add(cr)
             return snapshot, image
 
-        return await self.once(f"cr:{inp.change_request_id}", work, inp.experiment_id, "approval")
+        return await self.once(
+            change_request_operation_id(inp.change_request_id), work, inp.experiment_id, "approval"
+        )
 
     @activity.defn(name="approval.expire")
     async def expire_change_request(self, inp: ExpireChangeInput) -> str:

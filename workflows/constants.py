@@ -7,8 +7,3 @@ EXPERIMENT_WORKFLOW_TYPE = "experiment"
 
 def experiment_workflow_id(project_id: int, experiment_id: int) -> str:
     return f"experiment-{project_id}-{experiment_id}"
-
-
-def update_operation_id(workflow_id: str, update_id: str) -> str:
-    """The idempotency key of the SQL write an update performs (activities' applied_operation)."""
-    return f"update:{workflow_id}:{update_id}"

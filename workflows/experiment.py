@@ -32,10 +32,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import experiment_support as support
     from workflows.experiment_timers import ExperimentTimers
+    from workflows.patches import RECALCULATE_ON_LAUNCH_AND_END
     from workflows.timeseries import start_recalculation_child
-
-# Patch id: from here on, launch and end start the metrics recalculation (a child workflow).
-RECALCULATE_ON_LAUNCH_AND_END = "recalculate-on-launch-end-2026-12"
 
 
 @workflow.defn(name="experiment")

@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.experiments import ExperimentActivities
+from domain import operation_ids
 from domain.errors import DomainError
 from domain.experiment_messages import (
     ActivityInput,
@@ -27,11 +28,9 @@ from domain.experiment_rules import validate_flag_for_experiment
 from domain.flag_rules import ensure_variant_on_flag
 from domain.lifecycle import Operation, check_transition
 from workflows import experiment_support as support
-from workflows.constants import update_operation_id
+from workflows.patches import SKIP_RECALCULATION_WITHOUT_METRICS
 
 HISTORY_LIMIT = 1000
-# Patch id: from here on, launching or ending an experiment without metrics starts no recalculation.
-SKIP_RECALCULATION_WITHOUT_METRICS = "skip-recalculation-without-metrics-2026-12"
 RESULTS_LIMIT = 200
 
 
@@ -162,9 +161,9 @@ class ExperimentCore:
         it. Recording it here keeps history, state and row in agreement, and a retried update
         id then returns its first result.
         """
-        prefix = update_operation_id(workflow.info().workflow_id, "")
+        workflow_id = workflow.info().workflow_id
         for record in truth.applied:
-            update_id = record.op_id.removeprefix(prefix) if record.op_id.startswith(prefix) else None
+            update_id = operation_ids.update_id_of(workflow_id, record.op_id)
             if update_id is None or update_id in self._results:
                 continue
             self._results[update_id] = record.result
@@ -293,9 +292,9 @@ class ExperimentCore:
     def _op_id(self, operation: str) -> str:
         update_id = self._update_id()
         if update_id is not None:
-            return update_operation_id(workflow.info().workflow_id, update_id)
+            return operation_ids.update_operation_id(workflow.info().workflow_id, update_id)
         version = self._snapshot.version if self._snapshot else 0
-        return f"{workflow.info().workflow_id}:{version}:{operation}"
+        return operation_ids.event_operation_id(workflow.info().workflow_id, version, operation, None)
 
 
 def _as_filters(variant_keys: list[str]) -> dict[str, Any]:

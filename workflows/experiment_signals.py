@@ -13,6 +13,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from activities.approvals import ApplyChangeInput, ApprovalActivities, ExpireChangeInput
+from domain import operation_ids
 from domain.experiment_messages import ApprovalGranted, ChangeRequestClosed, TransitionRequest
 from domain.lifecycle import Operation
 from workflows import experiment_support as support
@@ -56,7 +57,9 @@ class ExperimentSignals(ExperimentCore):
         req = (req or TransitionRequest()).model_copy(update={"via": "signal"})
         async with self._lock:
             version = self._snapshot.version if self._snapshot else 0
-            op_id = f"{workflow.info().workflow_id}:{version}:{operation}:signal"
+            op_id = operation_ids.event_operation_id(
+                workflow.info().workflow_id, version, operation, "signal"
+            )
             try:
                 await self._apply(operation, req, op_id)
             except ApplicationError as err:

@@ -14,6 +14,7 @@ from domain.errors import Conflict, DomainError, NotFound, Unavailable
 from domain.experiment_messages import ExperimentSnapshot, Truth
 from domain.failures import NON_RETRYABLE
 from domain.scheduling import next_action, scheduled_end_at
+from workflows.patches import UPSERT_ONLY_CHANGES
 from workflows.search_attributes import (
     EXPERIMENT_ID,
     EXPERIMENT_STATUS,
@@ -108,12 +109,6 @@ def search_attribute_updates(snapshot: ExperimentSnapshot, had_end: bool) -> lis
     elif had_end:
         updates.append(SCHEDULED_END_AT.value_unset())
     return updates
-
-
-# Patch id (dated, as PostHog names them): histories recorded before it upserted search
-# attributes and memo on every transition; newer runs only send what changed, which saves a
-# visibility write per transition. Old histories replay down the old branch.
-UPSERT_ONLY_CHANGES = "upsert-only-changes-2026-12"
 
 
 Published = tuple[str, str | None, str, datetime | None]

@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.experiments import ExperimentActivities
+from domain import operation_ids
 from domain.experiment_messages import ExperimentSnapshot, ScheduleMarkInput, TransitionRequest
 from domain.scheduling import ScheduledAction, next_action
 from workflows import experiment_support as support
@@ -63,7 +64,9 @@ class ExperimentTimers(ExperimentSignals):
                 conclusion_comment=config.get("end_conclusion_comment"),
                 conclusion_provided=scheduled.action == "end",
             )
-            op_id = f"{workflow.info().workflow_id}:{snapshot.version}:{scheduled.operation}:timer"
+            op_id = operation_ids.event_operation_id(
+                workflow.info().workflow_id, snapshot.version, scheduled.operation, "timer"
+            )
             try:
                 await self._apply(scheduled.operation, req, op_id)
             except ApplicationError as err:

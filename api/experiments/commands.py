@@ -18,7 +18,8 @@ from db import operations
 from db.tables import Experiment, ExperimentActivity, FeatureFlag
 from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
 from domain.lifecycle import stored_status
-from workflows.constants import experiment_workflow_id, update_operation_id
+from domain.operation_ids import update_operation_id
+from workflows.constants import experiment_workflow_id
 
 
 def idempotency_key_reused() -> ApiError:

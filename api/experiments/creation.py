@@ -26,7 +26,8 @@ from db import experiments as queries
 from db import operations
 from db.tables import Experiment, FeatureFlag
 from domain.experiment_messages import WorkflowInput
-from workflows.constants import experiment_workflow_id, update_operation_id
+from domain.operation_ids import update_operation_id
+from workflows.constants import experiment_workflow_id
 
 
 def request_hash(request: Any) -> str:

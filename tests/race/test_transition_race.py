@@ -27,9 +27,10 @@ from temporalio.testing import WorkflowEnvironment
 from db.bootstrap import bootstrap
 from db.engine import make_async_engine, make_sessionmaker
 from domain.experiment_messages import ExperimentSnapshot, HistoryEntry
+from domain.operation_ids import update_operation_id
 from tests.support.processes import base_env, free_port, process, wait_for
 from workflows.client import connect, ensure_namespace, ensure_search_attributes
-from workflows.constants import experiment_workflow_id, update_operation_id
+from workflows.constants import experiment_workflow_id
 
 pytestmark = pytest.mark.slow
 

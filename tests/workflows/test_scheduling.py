@@ -88,7 +88,9 @@ async def test_patch_rearms_and_past_schedule_fires_at_once(api: ApiClient, temp
 async def test_manual_end_cancels_the_timer(api: ApiClient, temporal_client: Client) -> None:
     exp = await create_experiment(api, scheduling_config={"end_at": at(2)})
     assert (await action(api, exp["id"], "launch")).status_code == 200
-    ended = (await action(api, exp["id"], "end")).json()
+    r = await action(api, exp["id"], "end")
+    assert r.status_code == 200, r.text
+    ended = r.json()
     assert ended["scheduling_config"]["status"]["end"]["state"] == "cancelled"
     await asyncio.sleep(3)
     assert await timer_ops(temporal_client, api.project_id, exp["id"]) == []

@@ -1,0 +1,16 @@
+"""Every `workflow.patched` id of the experiment workflow, in the order they were introduced.
+
+A patch keeps histories recorded before a change replaying down the old branch. Each has a golden
+history in tests/histories/ replayed by tests/workflows/test_replay.py, and a row in
+ARCHITECTURE.md "Patch history". Ids are dated, as PostHog names them; never reuse or rename one.
+"""
+
+from __future__ import annotations
+
+# Search attributes and memo are upserted only when what they show changed (status, flag key,
+# scheduled end, name); before, both were upserted on every transition.
+UPSERT_ONLY_CHANGES = "upsert-only-changes-2026-12"
+# Launch and end start the metrics recalculation as an abandoned child workflow.
+RECALCULATE_ON_LAUNCH_AND_END = "recalculate-on-launch-end-2026-12"
+# No such child when the transition reports the experiment has no metric to compute.
+SKIP_RECALCULATION_WITHOUT_METRICS = "skip-recalculation-without-metrics-2026-12"
