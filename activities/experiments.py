@@ -27,7 +27,7 @@ from activities.rows import (
     parse_columns,
     update_operation,
 )
-from activities.transitions import apply_operation, check_assumed_status, check_operation, write_update
+from activities.transitions import check_assumed_status, copy_effect, plan_operation, write_update
 from db import approvals as approval_queries
 from db import experiments as queries
 from db import operations
@@ -134,13 +134,13 @@ class ExperimentActivities(RowWriter):
         async def work(session: AsyncSession) -> Written:
             experiment, flag = await load_for_write(session, inp.experiment_id)
             before = stored_status(experiment.start_date, experiment.end_date)
-            check_operation(inp.operation, experiment, flag, inp.request)
+            effect = plan_operation(inp.operation, experiment, flag, inp.request, inp.now)
             gate = await approval_gate(session, experiment, flag, inp)
             if gate is not None:
                 await session.commit()  # the change request outlives this refused operation
                 raise approval_required(gate)
             started, ended = experiment.start_date, experiment.end_date
-            apply_operation(inp.operation, experiment, flag, inp.request, inp.now)
+            copy_effect(effect, experiment, flag, inp.now)
             bump(session, experiment, inp.now)
             audit(
                 session,

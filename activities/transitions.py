@@ -1,13 +1,13 @@
 """Apply one lifecycle operation to a loaded row and its flag (inside the caller's transaction).
 
-The preconditions are re-checked here against the database, which is the truth when the flag
-was changed outside the workflow; the workflow validator already checked its cached state.
+`domain.lifecycle.plan` checks the preconditions against the database (the truth when the flag
+was changed outside the workflow; the workflow validator checked its own state) and returns the
+operation's effect, which is copied onto the rows here.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,18 +19,7 @@ from db.tables import Experiment, FeatureFlag
 from domain.errors import Conflict
 from domain.experiment_messages import ExperimentSnapshot, TransitionRequest, UpdateRequest
 from domain.fingerprint import with_fingerprints
-from domain.flag_rules import ensure_variant_on_flag, ship_variant_filters
-from domain.lifecycle import Operation, apply_transition, check_transition, flag_active_after, stored_status
-from domain.scheduling import cancel_pending, has_schedule, with_status
-
-
-def check_operation(
-    operation: Operation, experiment: Experiment, flag: FeatureFlag | None, request: TransitionRequest
-) -> None:
-    """PostHog's preconditions against the database (the workflow checked its cache already)."""
-    check_transition(operation, facts_of(experiment, flag))
-    if operation == "ship_variant" and flag is not None:
-        ensure_variant_on_flag(flag.filters, request.variant_key or "")
+from domain.lifecycle import Effect, Operation, plan, rewritten_filters, stored_status
 
 
 def apply_operation(
@@ -40,60 +29,39 @@ def apply_operation(
     request: TransitionRequest,
     now: datetime,
 ) -> None:
-    check_operation(operation, experiment, flag, request)
-    facts = facts_of(experiment, flag)
-    target = apply_transition(operation, facts, now)
-    experiment.start_date = target.start_date
-    experiment.end_date = target.end_date
-    experiment.archived = target.archived
-    _apply_conclusion(operation, experiment, request)
-    _record_schedule(operation, experiment, request, now)
-    active = flag_active_after(operation)
-    if flag is not None and active is not None and flag.active != active:
-        flag.active = active
-        flag.version += 1
-        flag.updated_at = now
-    if operation == "launch":
+    """Check the operation against the row (the one check in the transaction) and copy its effect."""
+    copy_effect(plan_operation(operation, experiment, flag, request, now), experiment, flag, now)
+
+
+def plan_operation(
+    operation: Operation,
+    experiment: Experiment,
+    flag: FeatureFlag | None,
+    request: TransitionRequest,
+    now: datetime,
+) -> Effect:
+    return plan(operation, facts_of(experiment, flag), request.intent(), now)
+
+
+def copy_effect(effect: Effect, experiment: Experiment, flag: FeatureFlag | None, now: datetime) -> None:
+    experiment.start_date = effect.start_date
+    experiment.end_date = effect.end_date
+    experiment.archived = effect.archived
+    if effect.conclusion is not None:
+        experiment.conclusion, experiment.conclusion_comment = effect.conclusion
+    if effect.scheduling_config is not experiment.scheduling_config:
+        experiment.scheduling_config = dict(effect.scheduling_config) if effect.scheduling_config else None
+    if effect.refresh_fingerprints:
         refresh_fingerprints(experiment)
-    if operation == "ship_variant" and flag is not None:
-        flag.filters = ship_variant_filters(
-            flag.filters, request.variant_key or "", request.release_to_everyone
-        )
+    if flag is None:
+        return
+    filters = rewritten_filters(effect, flag.filters)
+    active_changes = effect.flag_active is not None and flag.active != effect.flag_active
+    if filters is not None or active_changes:
+        flag.active = flag.active if effect.flag_active is None else effect.flag_active
+        flag.filters = flag.filters if filters is None else filters
         flag.version += 1
         flag.updated_at = now
-
-
-def _record_schedule(
-    operation: Operation, experiment: Experiment, request: TransitionRequest, now: datetime
-) -> None:
-    """The timer marks what it did in the same transaction; a manual end or reset cancels it."""
-    config = experiment.scheduling_config
-    if not has_schedule(config):
-        return
-    if request.via == "timer":
-        action: Literal["launch", "end"] = "launch" if operation == "launch" else "end"
-        experiment.scheduling_config = with_status(config, action, "done", now)
-    elif operation in ("end", "reset") or (operation == "ship_variant" and experiment.end_date == now):
-        experiment.scheduling_config = cancel_pending(
-            config,
-            start_date=experiment.start_date,
-            end_date=experiment.end_date,
-            at=now,
-            why=f"manual {operation}",
-        )
-
-
-def _apply_conclusion(operation: Operation, experiment: Experiment, request: TransitionRequest) -> None:
-    if operation == "end":
-        # PostHog's end overwrites both with the sent values, null when omitted (gotcha 6).
-        experiment.conclusion = request.conclusion
-        experiment.conclusion_comment = request.conclusion_comment
-    elif operation == "reset":
-        experiment.conclusion = None
-        experiment.conclusion_comment = None
-    elif operation == "ship_variant" and request.conclusion_provided:
-        experiment.conclusion = request.conclusion
-        experiment.conclusion_comment = request.conclusion_comment
 
 
 def refresh_fingerprints(experiment: Experiment) -> None:

@@ -15,6 +15,7 @@ from db.tables import (
     ExperimentIdAllocation,
     FeatureFlag,
 )
+from domain.experiment_messages import ExperimentSnapshot
 from domain.flag_rules import flag_variant_keys
 from domain.lifecycle import LifecycleFacts, stored_status
 
@@ -78,14 +79,8 @@ async def flag_of(session: AsyncSession, experiment: Experiment) -> FeatureFlag 
 
 
 def facts_of(experiment: Experiment, flag: FeatureFlag | None) -> LifecycleFacts:
-    return LifecycleFacts(
-        start_date=experiment.start_date,
-        end_date=experiment.end_date,
-        archived=experiment.archived,
-        flag_active=bool(flag and flag.active),
-        flag_deleted=bool(flag and flag.deleted),
-        has_flag=flag is not None,
-    )
+    """The lifecycle facts of a row: built by the snapshot, the one builder of them."""
+    return ExperimentSnapshot.model_validate(snapshot_fields(experiment, flag)).facts()
 
 
 def snapshot_fields(experiment: Experiment, flag: FeatureFlag | None) -> dict[str, Any]:

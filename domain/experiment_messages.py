@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, computed_field
 
-from domain.lifecycle import LifecycleFacts, Operation, Status, status_of
+from domain.lifecycle import Intent, LifecycleFacts, Operation, Status, status_of
 
 Via = Literal["rest", "signal", "timer", "approval"]
 
@@ -46,6 +46,8 @@ class ExperimentSnapshot(BaseModel):
             flag_active=self.flag_active,
             flag_deleted=self.flag_deleted,
             has_flag=self.flag_id is not None,
+            flag_variant_keys=tuple(self.flag_variant_keys),
+            scheduling_config=self.scheduling_config,
         )
 
     @computed_field  # type: ignore[prop-decorator]
@@ -85,6 +87,16 @@ class TransitionRequest(BaseModel):
     apply_by: AwareDatetime | None = None
     # Set when applying an approved change request: the approval gate is already passed.
     approved_change_request_id: str | None = None
+
+    def intent(self) -> Intent:
+        return Intent(
+            via=self.via,
+            variant_key=self.variant_key,
+            release_to_everyone=self.release_to_everyone,
+            conclusion=self.conclusion,
+            conclusion_comment=self.conclusion_comment,
+            conclusion_provided=self.conclusion_provided,
+        )
 
 
 class CreateRequest(BaseModel):

@@ -1,18 +1,24 @@
-"""The experiment lifecycle as a transition table: PostHog's preconditions and exact messages.
+"""The whole experiment lifecycle: PostHog's preconditions with their exact messages, and the
+complete effect of each operation, as pure functions.
 
-Used by the workflow's update validators (fast rejection, nothing written to history), by the
-activities (re-checked against the database inside the transaction) and by the API.
+`check` is what the workflow's update validators run against the workflow's state (a rejection
+writes nothing to history); `plan` is what the transition activity runs once against the row, in
+its transaction: the same check, then the effect it copies onto the row and the flag. Nothing else
+checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from domain.errors import ValidationFailed
+from domain.experiment_rules import validate_flag_for_experiment
+from domain.flag_rules import ensure_variant_on_flag, ship_variant_filters
+from domain.scheduling import cancel_pending, has_schedule, with_status
 
 
 class Status(StrEnum):
@@ -45,6 +51,8 @@ class LifecycleFacts:
     flag_active: bool
     flag_deleted: bool = False
     has_flag: bool = True
+    flag_variant_keys: tuple[str, ...] = ()
+    scheduling_config: Mapping[str, Any] | None = None
 
     @property
     def launched(self) -> bool:
@@ -117,28 +125,112 @@ TRANSITIONS: dict[Operation, tuple[Check, ...]] = {
 }
 
 
-def check_transition(operation: Operation, facts: LifecycleFacts) -> None:
+@dataclass(frozen=True)
+class Intent:
+    """What a request asks of its operation beyond the operation itself."""
+
+    via: str = "rest"
+    variant_key: str | None = None
+    release_to_everyone: bool = False
+    conclusion: str | None = None
+    conclusion_comment: str | None = None
+    conclusion_provided: bool = False  # ship_variant sets the conclusion only when one was sent
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Everything an allowed operation changes, as absolute values (never toggles)."""
+
+    start_date: datetime | None
+    end_date: datetime | None
+    archived: bool
+    flag_active: bool | None  # None: the flag's `active` is left alone
+    ship_variant_key: str | None  # the flag is rewritten to give this variant 100 % (reference §5)
+    release_to_everyone: bool
+    conclusion: tuple[str | None, str | None] | None  # (conclusion, comment); None: left alone
+    scheduling_config: Mapping[str, Any] | None
+    refresh_fingerprints: bool  # they depend on start_date
+
+
+def _variant_filters(keys: tuple[str, ...]) -> dict[str, Any]:
+    """Variant keys in the shape the flag rules read (they take flag filters)."""
+    return {"multivariate": {"variants": [{"key": key} for key in keys]}}
+
+
+def check(operation: Operation, facts: LifecycleFacts, intent: Intent) -> None:
     """Raise PostHog's 400 for the first failed precondition; return if the operation may run."""
     for failed, message in TRANSITIONS[operation]:
         if failed(facts):
             raise ValidationFailed(message)
+    if operation == "launch":
+        validate_flag_for_experiment(_variant_filters(facts.flag_variant_keys))
+    if operation == "ship_variant":
+        ensure_variant_on_flag(_variant_filters(facts.flag_variant_keys), intent.variant_key or "")
 
 
-def apply_transition(operation: Operation, facts: LifecycleFacts, now: datetime) -> LifecycleFacts:
-    """The target state of an allowed operation (absolute values, never toggles)."""
-    effects: dict[Operation, Callable[[], LifecycleFacts]] = {
-        "launch": lambda: replace(facts, start_date=now, flag_active=True),
-        "pause": lambda: replace(facts, flag_active=False),
-        "resume": lambda: replace(facts, flag_active=True),
-        "end": lambda: replace(facts, end_date=now),
-        "reset": lambda: replace(facts, start_date=None, end_date=None, archived=False),
-        "archive": lambda: replace(facts, archived=True),
-        "unarchive": lambda: replace(facts, archived=False),
-        "ship_variant": lambda: replace(facts, end_date=facts.end_date or now),
-    }
-    return effects[operation]()
+def plan(operation: Operation, facts: LifecycleFacts, intent: Intent, now: datetime) -> Effect:
+    """Check, then the complete effect of the operation applied at `now`."""
+    check(operation, facts, intent)
+    start, end, archived = facts.start_date, facts.end_date, facts.archived
+    if operation == "launch":
+        start = now
+    elif operation in ("end", "ship_variant"):
+        end = end or now
+    elif operation == "reset":
+        start, end, archived = None, None, False
+    elif operation in ("archive", "unarchive"):
+        archived = operation == "archive"
+    return Effect(
+        start_date=start,
+        end_date=end,
+        archived=archived,
+        flag_active=flag_active_after(operation),
+        ship_variant_key=intent.variant_key if operation == "ship_variant" else None,
+        release_to_everyone=intent.release_to_everyone,
+        conclusion=_conclusion(operation, intent),
+        scheduling_config=_schedule(operation, facts, intent, now, start, end),
+        refresh_fingerprints=operation == "launch",
+    )
+
+
+def _conclusion(operation: Operation, intent: Intent) -> tuple[str | None, str | None] | None:
+    if operation == "end":
+        # PostHog's end overwrites both with the sent values, null when omitted (gotcha 6).
+        return intent.conclusion, intent.conclusion_comment
+    if operation == "reset":
+        return None, None
+    if operation == "ship_variant" and intent.conclusion_provided:
+        return intent.conclusion, intent.conclusion_comment
+    return None
+
+
+def _schedule(
+    operation: Operation,
+    facts: LifecycleFacts,
+    intent: Intent,
+    now: datetime,
+    start: datetime | None,
+    end: datetime | None,
+) -> Mapping[str, Any] | None:
+    """The timer marks what it did in the same write; a manual end or reset cancels it."""
+    config = facts.scheduling_config
+    if not has_schedule(config):
+        return config
+    if intent.via == "timer":
+        return with_status(config, "launch" if operation == "launch" else "end", "done", now)
+    ended_now = operation == "ship_variant" and facts.end_date is None
+    if operation in ("end", "reset") or ended_now:
+        return cancel_pending(config, start_date=start, end_date=end, at=now, why=f"manual {operation}")
+    return config
 
 
 def flag_active_after(operation: Operation) -> bool | None:
     """The flag `active` an operation sets, or None when it leaves the flag alone (gotcha 11)."""
     return {"launch": True, "resume": True, "pause": False}.get(operation)
+
+
+def rewritten_filters(effect: Effect, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The flag's new filters when the effect ships a variant (None: unchanged)."""
+    if effect.ship_variant_key is None:
+        return None
+    return ship_variant_filters(filters, effect.ship_variant_key, effect.release_to_everyone)

@@ -24,11 +24,9 @@ from domain.experiment_messages import (
     Truth,
     WorkflowInput,
 )
-from domain.experiment_rules import validate_flag_for_experiment
-from domain.flag_rules import ensure_variant_on_flag
-from domain.lifecycle import Operation, check_transition
+from domain.lifecycle import Operation, check
 from workflows import experiment_support as support
-from workflows.patches import SKIP_RECALCULATION_WITHOUT_METRICS
+from workflows.patches import ACTIVITY_CHECKS_THE_ROW, SKIP_RECALCULATION_WITHOUT_METRICS
 
 HISTORY_LIMIT = 1000
 RESULTS_LIMIT = 200
@@ -79,13 +77,8 @@ class ExperimentCore:
         snapshot = self._snapshot
         if snapshot is None or snapshot.deleted:
             raise support.not_found()
-        current = snapshot.newest(req.observed)
         try:
-            check_transition(operation, current.facts())
-            if operation == "launch":
-                validate_flag_for_experiment(_as_filters(current.flag_variant_keys))
-            if operation == "ship_variant":
-                ensure_variant_on_flag(_as_filters(current.flag_variant_keys), req.variant_key or "")
+            check(operation, snapshot.newest(req.observed).facts(), req.intent())
         except DomainError as err:
             raise support.rejection(err) from None
 
@@ -103,10 +96,12 @@ class ExperimentCore:
             self._busy = False
 
     async def _apply(self, operation: Operation, req: TransitionRequest, op_id: str) -> ExperimentSnapshot:
-        """Re-check under the lock, write through the activity, record the transition."""
+        """Write through the activity (which checks the row: the one check besides the update
+        validator's), record the transition."""
         before = self._require_snapshot()
         self._snapshot = before.newest(req.observed)
-        self._check(operation, req)
+        if not workflow.patched(ACTIVITY_CHECKS_THE_ROW):
+            self._check(operation, req)  # histories recorded before it checked here a second time
         inp = ActivityInput(
             op_id=op_id,
             operation=operation,
@@ -295,8 +290,3 @@ class ExperimentCore:
             return operation_ids.update_operation_id(workflow.info().workflow_id, update_id)
         version = self._snapshot.version if self._snapshot else 0
         return operation_ids.event_operation_id(workflow.info().workflow_id, version, operation, None)
-
-
-def _as_filters(variant_keys: list[str]) -> dict[str, Any]:
-    """The cached variant keys in the shape the flag rules read (they take flag filters)."""
-    return {"multivariate": {"variants": [{"key": key} for key in variant_keys]}}

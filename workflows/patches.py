@@ -14,3 +14,6 @@ UPSERT_ONLY_CHANGES = "upsert-only-changes-2026-12"
 RECALCULATE_ON_LAUNCH_AND_END = "recalculate-on-launch-end-2026-12"
 # No such child when the transition reports the experiment has no metric to compute.
 SKIP_RECALCULATION_WITHOUT_METRICS = "skip-recalculation-without-metrics-2026-12"
+# A transition is checked by its update validator and by the activity against the row, and no
+# longer a second time by the handler (signals and timers: by the activity only).
+ACTIVITY_CHECKS_THE_ROW = "activity-checks-the-row-2026-12"

@@ -2,8 +2,8 @@
 
 Golden histories live in tests/histories/*.json. A workflow change that would alter the history
 of running experiments must go behind `workflow.patched(...)`, or these replays fail. Refresh the
-goldens only for a new path (never to make a failing replay pass):
-`RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py`.
+goldens only for a new path (never to make a failing replay pass), under a new name, keeping the
+old ones: `RECORD_HISTORY=full_lifecycle_<what changed> pytest tests/workflows/test_replay.py -k fresh`.
 """
 
 from __future__ import annotations
@@ -36,10 +36,13 @@ def replayer() -> Replayer:
     return Replayer(workflows=[ExperimentWorkflow], data_converter=pydantic_data_converter)
 
 
-async def record(name: str, client: Client, project_id: int, experiment_id: int) -> WorkflowHistory:
+async def record(client: Client, project_id: int, experiment_id: int) -> WorkflowHistory:
     history = await handle(client, project_id, experiment_id).fetch_history()
-    if os.environ.get("RECORD_HISTORIES") == "1":
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
+    name = os.environ.get("RECORD_HISTORY")
+    if name:
+        target = HISTORIES / f"{name}.json"
+        assert not target.exists(), f"{target} exists: goldens are never overwritten"
+        target.write_text(history.to_json())
     return history
 
 
@@ -60,7 +63,7 @@ async def test_fresh_full_lifecycle_replays(api: ApiClient, temporal_client: Cli
     assert (await api.patch(url, {"name": "renamed"})).status_code == 200
     assert (await api.patch(url, {"deleted": True})).status_code == 200
     await wf.result()
-    history = await record("full_lifecycle", temporal_client, api.project_id, exp["id"])
+    history = await record(temporal_client, api.project_id, exp["id"])
     result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
 
