@@ -45,7 +45,12 @@ def clickhouse_time(moment: datetime) -> str:
 
 
 def encode(rows: Sequence[EventRow], first_seq: int, created_at: datetime) -> bytes:
-    """JSON lines for `INSERT … FORMAT JSONEachRow`, in EVENT_COLUMNS order, `seq` from `first_seq`."""
+    """JSON lines for `INSERT … FORMAT JSONEachRow`, `seq` counting up from `first_seq`."""
+    return encode_rows(rows, range(first_seq, first_seq + len(rows)), created_at)
+
+
+def encode_rows(rows: Sequence[EventRow], seqs: Sequence[int], created_at: datetime) -> bytes:
+    """JSON lines in EVENT_COLUMNS order, each row with its capture order `seq`."""
     created = clickhouse_time(created_at)
     lines = [
         orjson.dumps(
@@ -57,10 +62,10 @@ def encode(rows: Sequence[EventRow], first_seq: int, created_at: datetime) -> by
                 "timestamp": clickhouse_time(row.timestamp),
                 "properties": _properties_json(row.properties),
                 "created_at": created,
-                "seq": first_seq + i,
+                "seq": seq,
             }
         )
-        for i, row in enumerate(rows)
+        for row, seq in zip(rows, seqs, strict=True)
     ]
     return b"\n".join(lines) + b"\n"
 
