@@ -75,8 +75,7 @@ class Scope:
 def variant_sql(spec: ExperimentSpec) -> str:
     """Index of the exposure's variant in `spec.variants`, or -1 (absent, not a string, unknown)."""
     key = spec.variant_property
-    found = f"indexOf({sql.strings(spec.variants)}, JSONExtractString(properties, {sql.string(key)}))"
-    return f"toInt64(if({sql.is_text(key)}, {found}, 0)) - 1"
+    return f"toInt64(if({sql.is_text(key)}, indexOf({sql.strings(spec.variants)}, {sql.text(key)}), 0)) - 1"
 
 
 def exposure_predicate(spec: ExperimentSpec) -> str:

@@ -89,7 +89,7 @@ def event_sql(name: str | None) -> str:
 
 
 def _url_sql(url: str, matching: str | None) -> str:
-    value = f"JSONExtractString(properties, {sql.string(URL_PROPERTY)})"
+    value = sql.text_or_empty(URL_PROPERTY)
     if matching == "regex":
         test = f"match({value}, {sql.string(url)})"
     elif matching == "exact":
