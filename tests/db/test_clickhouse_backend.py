@@ -27,9 +27,9 @@ from db.engine import make_async_engine, make_sessionmaker
 from db.events import EventRow
 from db.metric_analysis import analysis_context, metric_results
 from db.tables import EventDefinition, Experiment, FeatureFlag
-from domain.metric_engine import MetricEngineError, events_from_rows, to_micros
+from domain.metric_engine import ExperimentSpec, MetricEngineError, events_from_rows, to_micros
 from domain.metric_engine.filters import TEST_ACCOUNT_FILTERS, filter_mask, filters_mask
-from settings import Settings
+from settings import Settings, load_settings
 from tests.domain.test_metric_engine_filters import ROWS as FILTER_ROWS
 from tests.domain.test_metric_engine_filters import test_operators
 from tests.support.analysis import Row, store_events
@@ -287,3 +287,43 @@ def test_property_filters_select_the_same_events(clickhouse: ClickHouse) -> None
         == kept
         == ["e", "f", "g"]
     )
+
+
+def test_a_regex_re2_cannot_run_is_the_metric_s_error(clickhouse: ClickHouse) -> None:
+    exposure: Row = (
+        "$feature_flag_called",
+        "u",
+        T0,
+        {"$feature_flag": "f", "$feature_flag_response": "control"},
+    )
+    insert_rows(clickhouse, 3, [exposure, ("e", "u", T0 + timedelta(hours=1), {"v": "ab"})])
+    metric = {
+        "kind": "ExperimentMetric",
+        "metric_type": "mean",
+        "source": {
+            "kind": "EventsNode",
+            "event": "e",
+            "properties": [{"key": "v", "operator": "regex", "value": "a(?=b)"}],
+        },
+    }
+    spec = ExperimentSpec(flag_key="f", variant_keys=("control", "test"), start=to_micros(T0))
+    with pytest.raises(MetricEngineError, match="regular expression"):
+        ClickHouseEvents(clickhouse).metric_series(3, spec, metric, [to_micros(T0 + timedelta(days=1))])
+
+
+def test_events_backend_settings() -> None:
+    assert load_settings({}).events_backend == "sql"
+    configured = load_settings(
+        {"EVENTS_BACKEND": "ClickHouse", "CLICKHOUSE_URL": "http://u:p@ch:8123", "CLICKHOUSE_TTL_DAYS": "90"}
+    )
+    assert (configured.events_backend, configured.clickhouse_database, configured.clickhouse_ttl_days) == (
+        "clickhouse",
+        "flagship",
+        90,
+    )
+    with pytest.raises(ValueError, match="CLICKHOUSE_URL"):
+        load_settings({"EVENTS_BACKEND": "clickhouse"})
+    with pytest.raises(ValueError, match="EVENTS_BACKEND"):
+        load_settings({"EVENTS_BACKEND": "duckdb"})
+    with pytest.raises(ValueError, match="CLICKHOUSE_DATABASE"):
+        ClickHouse("http://ch:8123", "x; DROP")
