@@ -107,13 +107,13 @@ class Query:
         assert isinstance(self.metric, ExperimentFunnelMetric)
         steps = len(self.metric.series)
         reach = reach_sql(self.scope, self.needs, self.metric, self.exposures, self.window)
-        never = f"arrayWithConstant({steps}, toInt64(9223372036854775807))"
-        reached = "arrayCount(r -> r < b, reach)"
         step_counts = {
-            f"step_{k}": self._counted(f"toFloat64({reached} >= {k})") for k in range(1, steps + 1)
+            f"step_{k}": self._counted(f"toFloat64(reached[i] >= {k})") for k in range(1, steps + 1)
         }
-        sums = {"total": self._counted(f"toFloat64({reached} = {steps})"), **step_counts}
-        return self._moments([Part(reach, {"reach": never})], {}, sums)
+        sums = {"total": self._counted(f"toFloat64(reached[i] = {steps})"), **step_counts}
+        return self._moments(
+            [Part(reach, {"reached": f"arrayWithConstant({self.scope.days}, toUInt64(0))"})], {}, sums
+        )
 
     def retention(self) -> StatsQuery:
         assert isinstance(self.metric, ExperimentRetentionMetric)

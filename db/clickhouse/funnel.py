@@ -47,7 +47,7 @@ def _strict(steps: int) -> str:
 
 
 def reach_sql(scope: Scope, needs: Needs, metric: ExperimentFunnelMetric, exposures: str, window: int) -> str:
-    """`entity, reach`: per entity, the instant each step was first reached."""
+    """`entity, reached`: per entity, how many steps it had reached as of each boundary."""
     steps = len(metric.series)
     if steps > MAX_STEPS:
         raise MetricEngineError(f"Funnels of more than {MAX_STEPS} steps are not supported")
@@ -55,7 +55,9 @@ def reach_sql(scope: Scope, needs: Needs, metric: ExperimentFunnelMetric, exposu
     order = metric.funnel_order_type.value if metric.funnel_order_type else "ordered"
     reach = {"unordered": _unordered, "strict": _strict}.get(order, _ordered)(steps)
     events = "arraySort(groupArray((ts, seq, mask)))"
+    # Steps reached as of each boundary, computed once per entity (the daily sums index into it).
+    reached = f"arrayMap(b -> toUInt64(arrayCount(r -> r < b, reach)), {scope.boundaries})"
     return (
-        f"SELECT entity, {reach} AS reach FROM (SELECT entity, {events} AS events "
-        f"FROM ({rows}) GROUP BY entity)"
+        f"SELECT entity, {reached} AS reached FROM (SELECT entity, {reach} AS reach FROM "
+        f"(SELECT entity, {events} AS events FROM ({rows}) GROUP BY entity))"
     )

@@ -23,7 +23,7 @@ from db.clickhouse.filters import filter_sql
 from db.clickhouse.schema import current_ttl, migrate
 from db.clickhouse.store import ClickHouseEvents
 from db.clickhouse.writer import ClickHouseEventWriter, EventBacklogFull
-from db.engine import make_async_engine, make_sessionmaker
+from db.engine import make_sessionmaker
 from db.events import EventRow
 from db.metric_analysis import analysis_context, metric_results
 from db.tables import EventDefinition, Experiment, FeatureFlag
@@ -32,7 +32,7 @@ from domain.metric_engine.filters import TEST_ACCOUNT_FILTERS, filter_mask, filt
 from settings import Settings, load_settings
 from tests.domain.test_metric_engine_filters import ROWS as FILTER_ROWS
 from tests.domain.test_metric_engine_filters import test_operators
-from tests.support.analysis import Row, store_events
+from tests.support.analysis import Row, database, store_events
 from tests.support.clickhouse import assert_same, insert_rows, new_database
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
@@ -40,11 +40,8 @@ T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = make_async_engine(settings.database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+    async with database(settings) as opened:
+        yield opened
 
 
 def row(
