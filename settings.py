@@ -35,7 +35,13 @@ ENVIRONMENT_VARIABLES = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "LOG_LEVEL",
     "LOG_FORMAT",
+    # Events backend (README "Events in ClickHouse").
+    "EVENTS_BACKEND",
+    "CLICKHOUSE_URL",
+    "CLICKHOUSE_DATABASE",
+    "CLICKHOUSE_TTL_DAYS",
 )
+EVENTS_BACKENDS = ("sql", "clickhouse")
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,13 @@ class Settings:
     otel_exporter_otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_format: str = "auto"  # json | text | auto (text on a terminal, JSON lines otherwise)
+    # Where captured events go and where results are computed: `sql` (the database above, the
+    # embedded engine) or `clickhouse` (CLICKHOUSE_URL; results computed in ClickHouse SQL).
+    events_backend: str = "sql"
+    clickhouse_url: str | None = None  # http(s)://user:password@host:8123, or chdb:///path (tests)
+    clickhouse_database: str = "flagship"
+    # Set: events older than this many days are dropped by ClickHouse's TTL; unset: kept forever.
+    clickhouse_ttl_days: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -89,6 +102,15 @@ def _switch(value: str | None, *, default: bool) -> bool:
     if not value:
         return default
     return value.strip().lower() not in ("0", "false", "off", "no")
+
+
+def _events_backend(env: Mapping[str, str]) -> str:
+    backend = (env.get("EVENTS_BACKEND") or "sql").strip().lower()
+    if backend not in EVENTS_BACKENDS:
+        raise ValueError(f"EVENTS_BACKEND must be one of {', '.join(EVENTS_BACKENDS)}, not {backend!r}")
+    if backend == "clickhouse" and not env.get("CLICKHOUSE_URL"):
+        raise ValueError("EVENTS_BACKEND=clickhouse needs CLICKHOUSE_URL (http://user:password@host:8123)")
+    return backend
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -116,4 +138,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
         log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
         log_format=(env.get("LOG_FORMAT") or "auto").lower(),
+        events_backend=_events_backend(env),
+        clickhouse_url=env.get("CLICKHOUSE_URL") or None,
+        clickhouse_database=env.get("CLICKHOUSE_DATABASE") or "flagship",
+        clickhouse_ttl_days=int(env["CLICKHOUSE_TTL_DAYS"]) if env.get("CLICKHOUSE_TTL_DAYS") else None,
     )

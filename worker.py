@@ -18,6 +18,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.approvals import ApprovalActivities
 from activities.experiments import ExperimentActivities
 from activities.timeseries import TimeseriesActivities
+from db.clickhouse.store import ClickHouseEvents
 from db.engine import make_async_engine, make_sessionmaker
 from observability.logs import configure_logging
 from observability.tracing import instrument_engine
@@ -41,7 +42,10 @@ def build_worker(
     suite, which builds its workers with the default, and the replay test keep it on; production
     runs the same code without paying for the check on every activation (ARCHITECTURE.md).
     """
-    sessionmaker = make_sessionmaker(instrument_engine(engine))  # SQL spans when tracing is on
+    # SQL spans when tracing is on; with EVENTS_BACKEND=clickhouse, analyses run in ClickHouse.
+    sessionmaker = make_sessionmaker(
+        instrument_engine(engine), events=ClickHouseEvents.from_settings(settings)
+    )
     experiment_activities = ExperimentActivities(sessionmaker)
     approval_activities = ApprovalActivities(sessionmaker)
     options: dict[str, object] = {

@@ -30,6 +30,7 @@ from api.routes import (
     timeseries,
 )
 from api.temporal import TemporalGateway
+from db.clickhouse.store import ClickHouseEvents
 from db.engine import make_async_engine, make_sessionmaker
 from db.events import EventWriter
 from observability.tracing import instrument_engine
@@ -60,14 +61,19 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         engine = instrument_engine(make_async_engine(settings.database_url))  # SQL spans when tracing
         app.state.settings = settings
         app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
+        # EVENTS_BACKEND=clickhouse: capture writes there and results are computed there.
+        events = app.state.events = ClickHouseEvents.from_settings(settings)
+        app.state.sessionmaker = make_sessionmaker(engine, events=events)
         app.state.temporal = TemporalGateway(settings, temporal_client)
         app.state.flag_cache = await FlagCache.start(engine)
         app.state.query_limiter = QueryLimiter(
             app.state.sessionmaker, settings.query_concurrency, settings.query_timeout_seconds
         )
-        app.state.event_writer = EventWriter(
-            engine, max_pending_rows=settings.capture_queue_max_events
+        bound = settings.capture_queue_max_events
+        app.state.event_writer = (
+            events.writer(engine, max_pending_rows=bound)
+            if events
+            else EventWriter(engine, max_pending_rows=bound)
         ).start()
         try:
             yield
@@ -75,6 +81,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
             await app.state.event_writer.stop()
             await app.state.flag_cache.stop()
             await engine.dispose()
+            if events is not None:
+                events.close()
 
     app = FastAPI(
         title="Flagship",

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError, Statemen
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from db.clickhouse.client import EventsUnavailable
 from domain.errors import DomainError
 from domain.failures import Failure, FailureDetails
 
@@ -250,6 +251,16 @@ async def _unexpected(_request: Request, exc: Exception) -> Response:
     return _json(500, error_body("server_error", "error", "A server error occurred."))
 
 
+async def _events_unavailable(_request: Request, exc: Exception) -> Response:
+    log.warning("events store unavailable: %s", exc)
+    return _json(
+        503,
+        error_body(
+            "server_error", "service_unavailable", "The events store is unavailable. Try again shortly."
+        ),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RawError, _raw_error)
@@ -261,4 +272,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OverflowError, _statement_error)  # raised unwrapped by some lookups
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(InterfaceError, _database_error)
+    app.add_exception_handler(EventsUnavailable, _events_unavailable)  # EVENTS_BACKEND=clickhouse
     app.add_exception_handler(Exception, _unexpected)

@@ -1,13 +1,17 @@
 """Benchmark of the experiment timeseries: a 14-day series of a funnel and of a mean metric over
 1,000,000 stored events (100,000 users, 3 variants), on SQLite.
 
-    .venv/bin/python bench/timeseries.py [--users 100000] [--days 14] [--db PATH]
+    .venv/bin/python bench/timeseries.py [--users 100000] [--days 14] [--db PATH] [--backend clickhouse]
 
 Generates the events straight into a fresh migrated SQLite file (stdlib sqlite3, executemany), then
 for each metric runs the code the backfill activity runs (`db.metric_analysis`: one event query +
 the one-pass engine) in-process, next to a plain numpy reference that fetches the same columns with
 stdlib sqlite3 and recomputes every day from scratch. Both must agree on every day's per-variant
 sufficient statistics. Prints figures; it is not a test.
+
+`--backend clickhouse` also loads the events into ClickHouse's engine in process (chdb) and runs
+each series through both engines, printing seconds and Flagship's memory (tracemalloc peak) for
+each and whether every day agrees (bench/_clickhouse.py).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._clickhouse import compare, load  # noqa: E402
 from db.bootstrap import bootstrap  # noqa: E402
+from db.clickhouse.store import ClickHouseEvents  # noqa: E402
 from db.engine import make_async_engine, make_sessionmaker  # noqa: E402
 from db.metric_analysis import analysis_context, metric_results  # noqa: E402
 from db.metric_events import load_events  # noqa: E402
@@ -110,9 +116,8 @@ def _text_times(micros: np.ndarray) -> list[str]:
     return texts
 
 
-def store(path: Path, team_id: int, rows: list[tuple[Any, ...]]) -> None:
+def store(path: Path, team_id: int, rows: list[tuple[Any, ...]], stamps: list[str]) -> None:
     created = "2026-01-01 00:00:00.000000"
-    stamps = _text_times(np.asarray([r[2] for r in rows], dtype=np.int64))
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=OFF")
@@ -152,10 +157,13 @@ async def setup(url: str, days: int) -> tuple[int, int]:
 # ---- Flagship's path ------------------------------------------------------------------------
 
 
-async def flagship(url: str, experiment_id: int, metric: dict[str, Any], days: int) -> list[dict[str, Any]]:
+async def flagship(
+    url: str, experiment_id: int, metric: dict[str, Any], days: int, events: ClickHouseEvents | None = None
+) -> list[dict[str, Any]]:
+    """The series as the backfill computes it: from SQLite (embedded engine), or from `events`."""
     engine = make_async_engine(url)
     try:
-        async with make_sessionmaker(engine)() as session:
+        async with make_sessionmaker(engine, events=events)() as session:
             experiment = await session.get(Experiment, experiment_id)
             assert experiment is not None and experiment.start_date is not None
             context = await analysis_context(session, experiment, [metric])
@@ -317,22 +325,53 @@ def bench_metric(
     )
 
 
+def _same_days(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], funnel: bool) -> bool:
+    return _agree(_ours(ours, funnel), _ours(theirs, funnel))
+
+
+def prepare(
+    args: argparse.Namespace, path: Path, ids: tuple[int, int]
+) -> tuple[int, ClickHouseEvents | None]:
+    """Generate and store the events (and load them into chdb); the row lists die with this frame."""
+    rows, gen_seconds = timed(lambda: generate(args.users, args.days))
+    stamps = _text_times(np.asarray([r[2] for r in rows], dtype=np.int64))
+    _, store_seconds = timed(lambda: store(path, ids[0], rows, stamps))
+    print(
+        f"generated {len(rows):,} events for {args.users:,} users over {args.days} days in {gen_seconds:.1f} s, stored in {store_seconds:.1f} s ({path})"
+    )
+    if args.backend != "clickhouse":
+        return len(rows), None
+    events, load_seconds = timed(lambda: load(path.parent / "chdb", ids[0], rows, stamps))
+    print(f"loaded them into ClickHouse (chdb, merged) in {load_seconds:.1f} s")
+    return len(rows), events
+
+
+def compare_metric(
+    name: str, metric: dict[str, Any], path: Path, ids: tuple[int, int], days: int, events: ClickHouseEvents
+) -> None:
+    def analyse(backend: ClickHouseEvents | None) -> Any:
+        return flagship(f"sqlite:///{path}", ids[1], metric, days, backend)
+
+    funnel = metric is FUNNEL
+    compare(name, analyse, events, lambda ours, theirs: _agree(_ours(ours, funnel), _ours(theirs, funnel)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--backend", choices=["sql", "clickhouse"], default="sql")
     args = parser.parse_args()
     path = args.db or Path(tempfile.mkdtemp(prefix="flagship-bench-")) / "bench.db"
     upgrade(f"sqlite:///{path}")
     ids = asyncio.run(setup(f"sqlite:///{path}", args.days))
-    rows, gen_seconds = timed(lambda: generate(args.users, args.days))
-    _, store_seconds = timed(lambda: store(path, ids[0], rows))
-    print(
-        f"generated {len(rows):,} events for {args.users:,} users over {args.days} days in {gen_seconds:.1f} s, stored in {store_seconds:.1f} s ({path})"
-    )
+    total, events = prepare(args, path, ids)
     for name, metric in (("funnel", FUNNEL), ("mean", MEAN)):
-        bench_metric(name, metric, path, ids, args.days, len(rows))
+        if events is None:
+            bench_metric(name, metric, path, ids, args.days, total)
+        else:
+            compare_metric(name, metric, path, ids, args.days, events)
     return 0
 
 

@@ -86,6 +86,12 @@ def write_queue(engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
     return lock
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+EVENTS_BACKEND_KEY = "events_backend"
+
+
+def make_sessionmaker(engine: AsyncEngine, events: object | None = None) -> async_sessionmaker[AsyncSession]:
+    """`events`: the process's events backend when it is not this database (EVENTS_BACKEND=clickhouse);
+    sessions carry it in `info`, where `db.metric_analysis` dispatches on it."""
     # expire_on_commit=False: rows stay readable after the transaction that wrote them.
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    info = {EVENTS_BACKEND_KEY: events} if events is not None else None
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info=info)

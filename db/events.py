@@ -53,7 +53,7 @@ def _sqlite_datetime(value: datetime) -> str:
     return utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
-def _properties_json(properties: dict[str, Any]) -> str:
+def properties_json(properties: dict[str, Any]) -> str:
     text = orjson.dumps(properties, option=orjson.OPT_NON_STR_KEYS).decode()
     # PostgreSQL's jsonb refuses the NUL escape; both backends store the same replacement.
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
@@ -81,7 +81,7 @@ def _flat_params(dialect: str, rows: Sequence[EventRow], created_at: datetime) -
                     r.event,
                     r.distinct_id,
                     r.timestamp,
-                    _properties_json(r.properties),
+                    properties_json(r.properties),
                     created_at,
                 )
             )
@@ -90,7 +90,7 @@ def _flat_params(dialect: str, rows: Sequence[EventRow], created_at: datetime) -
         for r in rows:
             extend(
                 (r.uuid, r.team_id, r.event, r.distinct_id, _sqlite_datetime(r.timestamp),
-                 _properties_json(r.properties), created)
+                 properties_json(r.properties), created)
             )  # fmt: skip
     return tuple(params)
 

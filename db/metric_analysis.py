@@ -2,7 +2,9 @@
 timeseries backfill, the daily refresh and the benchmark all run.
 
 Load the experiment's facts once (`analysis_context`), load the events the metric needs in one query
-(`db.metric_events`), then run the pure engine in a thread (`domain.metric_engine`).
+(`db.metric_events`), then run the pure engine in a thread (`domain.metric_engine`). With
+EVENTS_BACKEND=clickhouse the session carries the ClickHouse backend (`db.engine.make_sessionmaker`),
+which computes the same per-variant statistics in ClickHouse instead (`db.clickhouse`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.clickhouse.store import ClickHouseEvents
+from db.engine import EVENTS_BACKEND_KEY
 from db.experiment_assets import links_of, saved_metrics_by_ids
 from db.metric_events import load_events
 from db.tables import Action, Experiment, FeatureFlag, Project
@@ -95,6 +99,12 @@ async def analysis_context(
     )
 
 
+def events_backend(session: AsyncSession) -> ClickHouseEvents | None:
+    """The ClickHouse backend this process was configured with, or None (events in this database)."""
+    backend = session.info.get(EVENTS_BACKEND_KEY)
+    return backend if isinstance(backend, ClickHouseEvents) else None
+
+
 def _until(spec: ExperimentSpec, as_of: Sequence[int]) -> int:
     """Exclusive upper bound of the one event query: the last boundary, or just past the end."""
     last = max(as_of)
@@ -108,6 +118,9 @@ async def metric_results(
     spec = context.spec
     if not as_of:
         return []
+    clickhouse = events_backend(session)
+    if clickhouse is not None:
+        return await clickhouse.metric_results(context.team_id, spec, metric, as_of)
     needs = metric_needs(spec, metric)  # validates the metric before any I/O
     events = await load_events(session, context.team_id, needs, spec.start, _until(spec, as_of))
     return await asyncio.to_thread(metric_series, spec, metric, events, list(as_of))
@@ -115,6 +128,9 @@ async def metric_results(
 
 async def exposure_results(session: AsyncSession, context: AnalysisContext, as_of: int) -> dict[str, Any]:
     spec = context.spec
+    clickhouse = events_backend(session)
+    if clickhouse is not None:
+        return await clickhouse.exposure_results(context.team_id, spec, as_of)
     events = await load_events(
         session, context.team_id, exposure_query_needs(spec), spec.start, _until(spec, [as_of])
     )

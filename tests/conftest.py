@@ -20,9 +20,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from db.bootstrap import Credentials, bootstrap
+from db.clickhouse.client import ClickHouse
 from db.engine import make_async_engine, make_sessionmaker
 from settings import Settings
 from tests.support.api_client import ApiClient
+from tests.support.clickhouse import new_database
 from tests.support.databases import PostgresTemplates, SqliteTemplates
 from tests.support.postgres import postgres_available, postgres_cluster
 from workflows.client import connect, ensure_namespace, ensure_search_attributes
@@ -149,3 +151,19 @@ async def worker(settings: Settings, temporal_client: Client) -> AsyncIterator[N
             yield
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """ClickHouse's engine in this process (chdb): one data directory for the session, as chdb allows."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture
+def clickhouse(clickhouse_url: str) -> Iterator[ClickHouse]:
+    """A migrated database of this test's own."""
+    ch = new_database(clickhouse_url)
+    try:
+        yield ch
+    finally:
+        ch.close()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from settings import ENVIRONMENT_VARIABLES
+from settings import ENVIRONMENT_VARIABLES, load_settings
 from workflows.search_attributes import ALL_KEYS, cli_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,3 +156,41 @@ def test_the_image_installs_the_project_without_dev_extras() -> None:
     assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.MULTILINE)
     assert re.search(r"\bpip install \.(?:\s|$)", dockerfile)
     assert "[dev]" not in dockerfile
+
+
+# ---- EVENTS_BACKEND=clickhouse (docker-compose.clickhouse.yml on top of docker-compose.yml) ----
+
+
+@pytest.fixture(scope="module")
+def clickhouse_override() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.clickhouse.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_clickhouse_runs_behind_a_profile_with_a_volume(compose: dict[str, Any]) -> None:
+    clickhouse = services(compose)["clickhouse"]
+    assert interpolate(clickhouse["image"]).startswith("clickhouse/clickhouse-server:")
+    assert clickhouse["profiles"] == ["clickhouse"]  # `docker compose up` alone keeps the embedded default
+    mounts = dict(volume.split(":") for volume in clickhouse["volumes"])
+    assert mounts["clickhouse-data"] == "/var/lib/clickhouse" and "clickhouse-data" in compose["volumes"]
+    assert "healthcheck" in clickhouse
+    assert all(port.startswith("127.0.0.1:") for port in clickhouse["ports"])
+    for name in FLAGSHIP_SERVICES:  # without the override, events stay in PostgreSQL
+        assert "EVENTS_BACKEND" not in environment(services(compose)[name])
+
+
+@pytest.mark.parametrize("name", FLAGSHIP_SERVICES)
+def test_the_override_points_flagship_at_the_clickhouse_service(
+    compose: dict[str, Any], clickhouse_override: dict[str, Any], name: str
+) -> None:
+    override = services(clickhouse_override)[name]
+    merged = environment(services(compose)[name]) | environment(override)
+    assert set(merged) <= set(ENVIRONMENT_VARIABLES), set(merged) - set(ENVIRONMENT_VARIABLES)
+    settings = load_settings(merged)
+    assert settings.events_backend == "clickhouse" and settings.clickhouse_ttl_days is None
+    url = urlsplit(merged["CLICKHOUSE_URL"])
+    server = environment(services(compose)["clickhouse"])
+    assert (url.scheme, url.hostname, url.port) == ("http", "clickhouse", 8123)
+    assert (url.username, url.password) == (server["CLICKHOUSE_USER"], server["CLICKHOUSE_PASSWORD"])
+    assert override["depends_on"]["clickhouse"]["condition"] == "service_healthy"

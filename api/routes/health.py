@@ -1,4 +1,5 @@
-"""`GET /_health`: 200 once the database and Temporal answer, 503 (with which one) otherwise."""
+"""`GET /_health`: 200 once the database and Temporal (and ClickHouse, when it holds the events)
+answer, 503 (with which one) otherwise."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import text
 
 from api.routing import FlexRouter
 from api.temporal import TemporalGateway
+from db.clickhouse.store import ClickHouseEvents
 
 router = FlexRouter(tags=["health"])
 
@@ -38,15 +40,21 @@ async def _check_temporal(gateway: TemporalGateway) -> str:
         return f"unavailable ({type(exc).__name__})"
 
 
+async def _check_clickhouse(events: ClickHouseEvents) -> str:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            return await events.health()
+    except TimeoutError:
+        return "unavailable (TimeoutError)"
+
+
 @router.get("/_health", summary="Liveness and dependency check")
 async def health(request: Request) -> JSONResponse:
-    database, temporal = await asyncio.gather(
-        _check_database(request), _check_temporal(request.app.state.temporal)
-    )
-    healthy = database == "ok" and temporal == "ok"
-    body: dict[str, Any] = {
-        "status": "ok" if healthy else "unavailable",
-        "database": database,
-        "temporal": temporal,
-    }
+    checks = {"database": _check_database(request), "temporal": _check_temporal(request.app.state.temporal)}
+    events: ClickHouseEvents | None = request.app.state.events
+    if events is not None:  # EVENTS_BACKEND=clickhouse: capture and results depend on it
+        checks["clickhouse"] = _check_clickhouse(events)
+    states = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+    healthy = all(state == "ok" for state in states.values())
+    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", **states}
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -9,12 +9,12 @@ variants in flag order, then `$multiple`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 
-from domain.metric_engine.columns import EventColumns, from_micros
+from domain.metric_engine.columns import EventColumns, IntArray, from_micros
 from domain.metric_engine.days import DayGrid, day_range, local_date, zone
 from domain.metric_engine.exposures import build_exposures
 from domain.metric_engine.spec import MULTIPLE_VARIANT_KEY, ExperimentSpec
@@ -24,24 +24,36 @@ def _labels(spec: ExperimentSpec) -> list[str]:
     return [*spec.variants, MULTIPLE_VARIANT_KEY]
 
 
+def exposure_days(spec: ExperimentSpec, as_of: int) -> list[date]:
+    """The days of the series: from the start to the end (or `as_of`), in the project zone."""
+    tz = zone(spec.timezone)
+    end = from_micros(spec.end) if spec.end is not None else from_micros(as_of)
+    return day_range(local_date(from_micros(spec.start), tz), local_date(end, tz))
+
+
 def exposure_counts(events: EventColumns, spec: ExperimentSpec, as_of: int) -> dict[str, Any]:
     """The query's response body, as of `as_of` (µs)."""
-    tz = zone(spec.timezone)
     exposures = build_exposures(events, spec)
     exposed = np.flatnonzero(exposures.first < as_of)
     label = exposures.variant[exposed].copy()
     label[exposures.multiple[exposed] < as_of] = len(spec.variants)  # the `$multiple` slot
-    start = from_micros(spec.start)
-    end = from_micros(spec.end) if spec.end is not None else None
-    days = day_range(local_date(start, tz), local_date(end or from_micros(as_of), tz))
+    days = exposure_days(spec, as_of)
     times = exposures.first[exposed]
     grid = DayGrid.covering(spec.start, int(times.max(initial=spec.start)), spec.timezone)
     offset = grid.first.toordinal() - days[0].toordinal()
     day_of = (grid.index(times) + offset).clip(0, len(days) - 1)
     counts = np.zeros((len(_labels(spec)), len(days)), dtype=np.int64)
     np.add.at(counts, (label, day_of), 1)
+    return exposure_response(spec, counts, as_of)
+
+
+def exposure_response(spec: ExperimentSpec, counts: IntArray, as_of: int) -> dict[str, Any]:
+    """The body from first exposures counted per label (variants, then `$multiple`) and day."""
+    tz = zone(spec.timezone)
+    start = from_micros(spec.start)
+    end = from_micros(spec.end) if spec.end is not None else None
     cumulative = counts.cumsum(axis=1)
-    keys = [d.isoformat() for d in days]
+    keys = [d.isoformat() for d in exposure_days(spec, as_of)]
     series = [
         {"variant": name, "days": keys, "exposure_counts": [int(c) for c in cumulative[i]]}
         for i, name in enumerate(_labels(spec))

@@ -9,7 +9,7 @@ vectorized work per day), which keeps winsorization bounds exact per day instead
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -158,12 +158,16 @@ def metric_series(
         raise ValueError("as_of must be ascending")
     parsed = parse_metric(metric)
     exposures = build_exposures(events, spec)
-    days = _KINDS[parsed.metric_type](events, parsed, spec, exposures, as_of)
+    return results_from_stats(
+        parsed.metric_type, _KINDS[parsed.metric_type](events, parsed, spec, exposures, as_of), spec
+    )
+
+
+def results_from_stats(kind: str, days: Iterable[DayStats], spec: ExperimentSpec) -> list[dict[str, Any]]:
+    """PostHog's result JSON for each day's per-variant statistics (whichever engine computed them)."""
     try:
         return [
-            compute_experiment_result(
-                parsed.metric_type, stats, spec.stats_config, variant_keys=spec.variants
-            )
+            compute_experiment_result(kind, stats, spec.stats_config, variant_keys=spec.variants)
             for stats in days
         ]
     except ExperimentDataError as exc:
