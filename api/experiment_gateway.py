@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,76 +48,74 @@ class UpdateRejected(Exception):
         self.error = error
 
 
+@dataclass(frozen=True)
+class ExperimentUpdate:
+    """One REST write as an Update on the experiment's workflow: everything the call needs."""
+
+    project_id: int
+    experiment_id: int
+    name: str  # the update: create, update, launch, pause, …
+    arg: BaseModel
+    start: WorkflowInput  # the workflow's input, should it have to be started (self-healing)
+    flag_key: str | None
+    update_id: str
+
+    @property
+    def workflow_id(self) -> str:
+        return experiment_workflow_id(self.project_id, self.experiment_id)
+
+
 def _start_operation(
-    gateway: TemporalGateway, project_id: int, experiment_id: int, start: WorkflowInput, flag_key: str | None
+    gateway: TemporalGateway, call: ExperimentUpdate
 ) -> WithStartWorkflowOperation[Any, Any]:
-    status = start.snapshot.status.value if start.snapshot else "draft"
-    name = start.snapshot.name if start.snapshot else ""
+    snapshot = call.start.snapshot
+    status = snapshot.status.value if snapshot else "draft"
+    name = snapshot.name if snapshot else ""
     return WithStartWorkflowOperation(
         EXPERIMENT_WORKFLOW_TYPE,
-        start,
-        id=experiment_workflow_id(project_id, experiment_id),
+        call.start,
+        id=call.workflow_id,
         task_queue=gateway.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=start_search_attributes(project_id, experiment_id, status, flag_key),
+        search_attributes=start_search_attributes(call.project_id, call.experiment_id, status, call.flag_key),
         memo={"name": name},
-        static_summary=f"Experiment {experiment_id} of project {project_id}",
+        static_summary=f"Experiment {call.experiment_id} of project {call.project_id}",
     )
 
 
-async def execute_update(
-    gateway: TemporalGateway,
-    *,
-    project_id: int,
-    experiment_id: int,
-    update: str,
-    arg: BaseModel,
-    start: WorkflowInput,
-    flag_key: str | None,
-    update_id: str | None,
-) -> ExperimentSnapshot:
+async def execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> ExperimentSnapshot:
     """Run one Update on the experiment's workflow (starting it if needed); bounded in time.
 
-    The update carries the HTTP request's id (logged by the worker), and its outcome is counted in
-    flagship_experiment_transitions_total (a refusal that commands.send then finds applied anyway,
-    the rare aborted-update case, stays counted as refused).
+    The update carries the HTTP request's id (logged by the worker) and its deadline (`apply_by`),
+    and its outcome is counted in flagship_experiment_transitions_total (a refusal the caller then
+    finds applied anyway, the rare aborted-update case, stays counted as refused).
     """
-    arg = prepare_update(arg, project_id, experiment_id, experiment_workflow_id(project_id, experiment_id))
+    arg = prepare_update(call.arg, call.project_id, call.experiment_id, call.workflow_id)
     if "apply_by" in type(arg).model_fields:
         arg = arg.model_copy(update={"apply_by": utcnow() + gateway.admission_window})
+    call = replace(call, arg=arg)
     try:
-        result = await _execute_update(
-            gateway, project_id, experiment_id, update, arg, start, flag_key, update_id
-        )
+        result = await _execute_update(gateway, call)
     except UpdateRejected as rejected:
-        record_transition(update, transition_outcome(rejected.error))
+        record_transition(call.name, transition_outcome(rejected.error))
         raise
-    record_transition(update, "accepted")
+    record_transition(call.name, "accepted")
     return result
 
 
-async def _execute_update(
-    gateway: TemporalGateway,
-    project_id: int,
-    experiment_id: int,
-    update: str,
-    arg: BaseModel,
-    start: WorkflowInput,
-    flag_key: str | None,
-    update_id: str | None,
-) -> ExperimentSnapshot:
+async def _execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> ExperimentSnapshot:
     """The common case is a running workflow, so a plain update goes first (one RPC, no
     multi-operation); only when the workflow is missing or closed does Update-With-Start run."""
     client = await gateway.client()
     try:
         async with asyncio.timeout(gateway.rpc_timeout.total_seconds() + 1):
-            if start.snapshot is not None:
-                handle = client.get_workflow_handle(experiment_workflow_id(project_id, experiment_id))
+            if call.start.snapshot is not None:
+                handle = client.get_workflow_handle(call.workflow_id)
                 try:
                     result: ExperimentSnapshot = await handle.execute_update(
-                        update,
-                        arg,
-                        id=update_id,
+                        call.name,
+                        call.arg,
+                        id=call.update_id,
                         result_type=ExperimentSnapshot,
                         rpc_timeout=gateway.rpc_timeout,
                     )
@@ -124,9 +123,7 @@ async def _execute_update(
                 except RPCError as err:
                     if err.status != RPCStatusCode.NOT_FOUND:
                         raise
-            return await _update_with_start(
-                gateway, project_id, experiment_id, update, arg, start, flag_key, update_id
-            )
+            return await _update_with_start(gateway, call)
     except WorkflowUpdateFailedError as err:
         raise UpdateRejected(map_failure(err.cause)) from None
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
@@ -135,24 +132,15 @@ async def _execute_update(
         raise UpdateRejected(_map_rpc(err)) from None
 
 
-async def _update_with_start(
-    gateway: TemporalGateway,
-    project_id: int,
-    experiment_id: int,
-    update: str,
-    arg: BaseModel,
-    start: WorkflowInput,
-    flag_key: str | None,
-    update_id: str | None,
-) -> ExperimentSnapshot:
+async def _update_with_start(gateway: TemporalGateway, call: ExperimentUpdate) -> ExperimentSnapshot:
     client = await gateway.client()
-    op = _start_operation(gateway, project_id, experiment_id, start, flag_key)
+    op = _start_operation(gateway, call)
     try:
         result: ExperimentSnapshot = await client.execute_update_with_start_workflow(
-            update,
-            arg,
+            call.name,
+            call.arg,
             start_workflow_operation=op,
-            id=update_id,
+            id=call.update_id,
             result_type=ExperimentSnapshot,
             rpc_timeout=gateway.rpc_timeout,
         )

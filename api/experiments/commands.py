@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import ProjectContext
 from api.errors import ApiError, RawError, not_found
-from api.experiment_gateway import UpdateRejected, execute_update
+from api.experiment_gateway import ExperimentUpdate, UpdateRejected, execute_update
 from api.experiments.render import experiment_out
 from api.temporal import TemporalGateway
 from db import experiments as queries
@@ -76,13 +76,17 @@ async def send(
     try:
         await execute_update(
             gateway,
-            project_id=ctx.project_id,
-            experiment_id=experiment_id,
-            update=update,
-            arg=arg,
-            start=WorkflowInput(project_id=ctx.project_id, experiment_id=experiment_id, snapshot=observed),
-            flag_key=observed.flag_key,
-            update_id=update_id,
+            ExperimentUpdate(
+                project_id=ctx.project_id,
+                experiment_id=experiment_id,
+                name=update,
+                arg=arg,
+                start=WorkflowInput(
+                    project_id=ctx.project_id, experiment_id=experiment_id, snapshot=observed
+                ),
+                flag_key=observed.flag_key,
+                update_id=update_id,
+            ),
         )
     except UpdateRejected as rejected:
         await _settle(session, gateway, ctx, experiment_id, op_id, update, rejected.error, observed)

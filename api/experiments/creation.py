@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.experiment_gateway import UpdateRejected, execute_update
+from api.experiment_gateway import ExperimentUpdate, UpdateRejected, execute_update
 from api.experiments.commands import idempotency_key_reused
 from api.experiments.create import build_create_request
 from api.temporal import TemporalGateway
@@ -79,13 +79,15 @@ async def create_via_workflow(
     try:
         await execute_update(
             gateway,
-            project_id=team_id,
-            experiment_id=experiment_id,
-            update="create",
-            arg=req,
-            start=WorkflowInput(project_id=team_id, experiment_id=experiment_id),
-            flag_key=flag_key,
-            update_id=update_id,
+            ExperimentUpdate(
+                project_id=team_id,
+                experiment_id=experiment_id,
+                name="create",
+                arg=req,
+                start=WorkflowInput(project_id=team_id, experiment_id=experiment_id),
+                flag_key=flag_key,
+                update_id=update_id,
+            ),
         )
     except UpdateRejected as rejected:
         raise rejected.error from None
