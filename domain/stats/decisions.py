@@ -85,7 +85,9 @@ def sequential_relative_comparisons(
 
     `variants` are the per-variant sufficient statistics (as in a result's `baseline` and
     `variant_results`); `goal` is the metric's (`increase`, the default, or `decrease`);
-    `cuped` adjusts with the covariate sums when the variants carry them.
+    `cuped` adjusts with the covariate sums when the variants carry them; on this relative scale
+    it inherits PostHog's CUPED variance, which can be too small (ARCHITECTURE.md, "Statistics"),
+    so it is off by default.
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be between 0 and 1")
