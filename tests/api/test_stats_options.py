@@ -10,6 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from settings import Settings
+from tests.api import test_timeseries as timeseries
 from tests.support.analysis import Row, one_shot, store_events, wait_for_recalculation
 from tests.support.api_client import ApiClient
 from tests.support.experiments import create_experiment
@@ -123,20 +124,13 @@ async def test_bad_settings_are_a_400_on_create_and_patch(
 
 
 async def recalculate(api: ApiClient, exp: dict[str, Any], fingerprint: str) -> dict[str, Any]:
-    metric = exp["metrics"][0]
-    r = await api.post(
-        api.project(f"experiments/{exp['id']}/recalculate_timeseries/"),
-        {"metric": metric, "fingerprint": fingerprint},
-    )
+    r = await timeseries.recalculate(api, exp, {**exp["metrics"][0], "fingerprint": fingerprint})
     assert r.status_code == 201, r.text
     return dict(r.json())
 
 
 async def series(api: ApiClient, exp: dict[str, Any], fingerprint: str) -> dict[str, Any]:
-    params = {"metric_uuid": exp["metrics"][0]["uuid"], "fingerprint": fingerprint}
-    r = await api.get(api.project(f"experiments/{exp['id']}/timeseries_results/"), params=params)
-    assert r.status_code == 200, r.text
-    return dict(r.json())
+    return await timeseries.series(api, exp, {**exp["metrics"][0], "fingerprint": fingerprint})
 
 
 async def test_turning_cuped_on_never_serves_the_old_series(
