@@ -26,7 +26,8 @@ def flag_called(user: str, variant: str, when: datetime) -> Row:
 
 
 async def experiment(api: ApiClient, settings: Settings) -> tuple[dict[str, Any], datetime]:
-    start = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+    # Midnight: the hours added below must stay on the first day whatever the time of the run.
+    start = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
     exp = await create_experiment(api, feature_flag_key="q-exp", start_date=start.isoformat(), metrics=[MEAN])
     h = timedelta(hours=1)
     rows = [
