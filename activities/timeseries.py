@@ -42,6 +42,10 @@ from observability.metrics import timed_recalculation
 
 log = logging.getLogger("flagship.timeseries")
 NOT_STARTED = "Cannot recalculate timeseries for experiment that hasn't started"
+STALE_FINGERPRINT = (
+    "The experiment's settings changed since this recalculation was requested; request it again "
+    "with the metric's current fingerprint"
+)
 
 
 def _permanent(message: str, kind: str) -> ApplicationError:
@@ -101,6 +105,10 @@ class TimeseriesActivities:
             experiment = await session.get(Experiment, recalc.experiment_id)
             if experiment is None or experiment.start_date is None:
                 raise MetricEngineError(NOT_STARTED)
+            if metric_fingerprint(experiment, recalc.metric) != recalc.fingerprint:
+                # Rows are keyed by the requested fingerprint: computed under other settings (say
+                # CUPED since switched on), they would be served as that fingerprint's series.
+                raise MetricEngineError(STALE_FINGERPRINT)
             context = await analysis_context(session, experiment, [recalc.metric])
             days = analysis_days(context.start_date, context.end_date, now, context.timezone)
             resume = _resume_after(recalc)

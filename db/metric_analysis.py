@@ -28,6 +28,7 @@ from domain.flag_rules import flag_variant_keys
 from domain.metric_engine import (
     ExperimentSpec,
     MetricEngineError,
+    events_start,
     exposure_counts,
     exposure_query_needs,
     metric_needs,
@@ -93,6 +94,7 @@ async def analysis_context(
         excluded_variants=tuple((experiment.parameters or {}).get("excluded_variants") or ()),
         timezone=project.timezone,
         actions=await _actions(session, experiment.team_id, ids),
+        flag_filters=flag.filters,
     )
     return AnalysisContext(
         spec, experiment.team_id, experiment.id, experiment.start_date, experiment.end_date, project.timezone
@@ -114,7 +116,10 @@ def _until(spec: ExperimentSpec, as_of: Sequence[int]) -> int:
 async def metric_results(
     session: AsyncSession, context: AnalysisContext, metric: Mapping[str, Any], as_of: Sequence[int]
 ) -> list[dict[str, Any]]:
-    """Results as of each boundary (ascending µs), from one event query and one sweep."""
+    """Results as of each boundary (ascending µs), from one event query and one sweep.
+
+    With CUPED the query starts `lookback_days` before the experiment, for the covariate.
+    """
     spec = context.spec
     if not as_of:
         return []
@@ -122,7 +127,8 @@ async def metric_results(
     if clickhouse is not None:
         return await clickhouse.metric_results(context.team_id, spec, metric, as_of)
     needs = metric_needs(spec, metric)  # validates the metric before any I/O
-    events = await load_events(session, context.team_id, needs, spec.start, _until(spec, as_of))
+    start = events_start(spec, metric)
+    events = await load_events(session, context.team_id, needs, start, _until(spec, as_of))
     return await asyncio.to_thread(metric_series, spec, metric, events, list(as_of))
 
 
@@ -146,6 +152,7 @@ def metric_fingerprint(experiment: Experiment, metric: Mapping[str, Any]) -> str
         experiment.exposure_criteria,
         experiment.only_count_matured_users,
         (experiment.parameters or {}).get("excluded_variants") or [],
+        stats_config=experiment.stats_config,
     )
 
 

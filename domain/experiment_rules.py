@@ -20,6 +20,7 @@ from domain.flag_rules import flag_variant_keys, flag_variants
 # Re-exported: these field checks live next to the metric schema they validate against.
 from domain.metrics.exposure import validate_exposure_criteria as validate_exposure_criteria
 from domain.metrics.exposure import validate_saved_metrics_ids as validate_saved_metrics_ids
+from domain.stats.config import check_stats_options
 
 MAX_VARIANTS = 21  # "must be less than 21"
 VALID_STATS_METHODS = ("bayesian", "frequentist")
@@ -192,7 +193,8 @@ def apply_exposure_criteria_defaults(exposure_criteria: Mapping[str, Any] | None
 
 
 def validate_stats_config(stats_config: Mapping[str, Any] | None, variant_keys: Iterable[str] | None) -> None:
-    """Method and baseline checks (attr null); without variant keys the baseline is not checked."""
+    """Method and baseline checks (attr null); without variant keys the baseline is not checked.
+    Then Flagship's own settings (sequential, CUPED, correction; attr `stats_config`)."""
     if not stats_config:
         return
     method = stats_config.get("method")
@@ -206,6 +208,7 @@ def validate_stats_config(stats_config: Mapping[str, Any] | None, variant_keys: 
         raise ValidationFailed(
             f"Invalid baseline_variant_key: '{baseline}'. Must be one of: {', '.join(sorted(keys))}"
         )
+    check_stats_options(stats_config)
 
 
 def apply_stats_config_defaults(

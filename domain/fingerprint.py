@@ -13,6 +13,8 @@ from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.stats import fingerprint_options
+
 # Presentation-only keys: renaming a metric or regenerating its uuid must not invalidate results.
 METRIC_FIELDS_TO_IGNORE: frozenset[str] = frozenset(
     {"uuid", "name", "kind", "fingerprint", "only_count_matured_users"}
@@ -52,8 +54,16 @@ def compute_metric_fingerprint(
     exposure_criteria: Mapping[str, Any] | None = None,
     only_count_matured_users: bool = False,
     excluded_variants: Iterable[str] | None = None,
+    *,
+    stats_config: Mapping[str, Any] | None = None,
 ) -> str:
-    """SHA-256 hex digest of the metric definition plus the experiment inputs that change results."""
+    """SHA-256 hex digest of the metric definition plus the experiment inputs that change results.
+
+    `stats_config` adds Flagship's own result-changing settings (sequential testing, CUPED, a
+    multiple-comparison correction) under `stats_options`, only when one differs from its default:
+    PostHog's recipe and vectors stay exactly as they are for default settings, and turning one of
+    them on or off gives the series a new fingerprint instead of serving rows computed without it.
+    """
     clean_metric = deepcopy(dict(metric))
     for field in METRIC_FIELDS_TO_IGNORE:
         clean_metric.pop(field, None)
@@ -71,6 +81,9 @@ def compute_metric_fingerprint(
     excluded = list(excluded_variants or [])
     if excluded:
         data["excluded_variants"] = sorted(set(excluded))
+    options = fingerprint_options(stats_config)
+    if options:
+        data["stats_options"] = options
 
     json_str = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(json_str.encode("utf-8")).hexdigest()
@@ -92,7 +105,13 @@ def with_fingerprints(
         {
             **metric,
             "fingerprint": compute_metric_fingerprint(
-                metric, start_date, method, exposure_criteria, only_count_matured_users, excluded
+                metric,
+                start_date,
+                method,
+                exposure_criteria,
+                only_count_matured_users,
+                excluded,
+                stats_config=stats_config,
             ),
         }
         for metric in metrics or []

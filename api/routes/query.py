@@ -141,7 +141,22 @@ async def _exposure_query(
         raise bad_request(str(exc)) from None
 
 
-@router.post("/query/", summary="Run an experiment query (ExperimentQuery, ExperimentExposureQuery)")
+RESULT_EXTRAS = (
+    "An ExperimentQuery result is PostHog's `ExperimentQueryResponse` plus Flagship's statistics: a "
+    "top-level `srm` (`p_value`, `chi_square`, `mismatch` at p < 0.001, `expected` and `observed` "
+    "exposures per variant, holdout included) and, per test variant, `adjusted_p_value` and "
+    "`adjusted_significant` (the `stats_config.multiple_comparison_correction`, null without one) "
+    "and `variance_reduction` (with `stats_config.cuped.enabled`). With "
+    "`stats_config.frequentist.sequential_testing_enabled`, `confidence_interval` and `p_value` are "
+    "the always-valid sequential ones."
+)
+
+
+@router.post(
+    "/query/",
+    summary="Run an experiment query (ExperimentQuery, ExperimentExposureQuery)",
+    description=RESULT_EXTRAS,
+)
 async def run_query(
     request: Request, ctx: Annotated[ProjectContext, READ], body: Annotated[Any, Body()] = None
 ) -> dict[str, Any]:

@@ -135,7 +135,15 @@ def _series(
     return timeseries, errors, landed
 
 
-@router.get("/experiments/{experiment_id}/timeseries_results/", summary="A metric's daily results")
+@router.get(
+    "/experiments/{experiment_id}/timeseries_results/",
+    summary="A metric's daily results",
+    description=(
+        "Each day is the cumulative ExperimentQuery result as of that day's end, its `srm` and "
+        "sequential interval included. The fingerprint includes non-default sequential, CUPED and "
+        "correction settings, so changing them starts a new (pending) series."
+    ),
+)
 async def timeseries_results(
     request: Request, experiment_id: int, ctx: Annotated[ProjectContext, READ], session: SessionDep
 ) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from domain.metric_engine.days import (
 from domain.metric_engine.errors import MetricEngineError
 from domain.metric_engine.exposure_series import exposure_counts
 from domain.metric_engine.filters import TEST_ACCOUNT_FILTERS
-from domain.metric_engine.needs import exposure_query_needs, metric_needs
+from domain.metric_engine.needs import events_start, exposure_query_needs, metric_needs
 from domain.metric_engine.series import metric_result, metric_series
 from domain.metric_engine.sources import Needs
 from domain.metric_engine.spec import MULTIPLE_VARIANT_KEY, ExperimentSpec, parse_metric
@@ -45,6 +45,7 @@ __all__ = [
     "column_from_json",
     "column_from_values",
     "events_from_rows",
+    "events_start",
     "exposure_counts",
     "exposure_query_needs",
     "factorize",

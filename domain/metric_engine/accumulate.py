@@ -79,6 +79,30 @@ class Accumulator:
         return self.total.copy()
 
 
+def row_values(
+    events: EventColumns, source: Source, rows: IntArray, timezone: str
+) -> tuple[IntArray, FloatArray, str]:
+    """(rows, value per row, math) of already-qualified rows of a source, in time order.
+
+    Distinct maths keep the first row of each (entity, session) or (entity, local day) and count
+    it once, so from here on they are a plain sum of ones (`total`).
+    """
+    math = math_of(source)
+    if math == "unique_session":
+        rows = _distinct_rows(events, rows, _session_codes(events, rows))
+    elif math == "dau":
+        times = events.timestamp[rows]
+        grid = DayGrid.covering(int(times.min(initial=0)), int(times.max(initial=0)), timezone)
+        rows = _distinct_rows(events, rows, grid.index(times))
+    if math in ("sum", "avg", "min", "max"):
+        if not source.math_property:
+            raise MetricEngineError(f"Math '{math}' needs a math_property")
+        values = numeric_values(events, source.math_property)[rows]
+    else:
+        values = np.ones(rows.size, dtype=np.float64)
+    return rows, values, "total" if math in ("unique_session", "dau") else math
+
+
 def contributions(
     events: EventColumns,
     source: Source,
@@ -87,23 +111,9 @@ def contributions(
     window: int,
     actions: Mapping[int, ActionSteps],
 ) -> tuple[IntArray, FloatArray, str]:
-    """(rows, value per row, math) of a source, in time order."""
-    math = math_of(source)
+    """(rows, value per row, math) of a source after first exposure, in time order."""
     mask = source_mask(events, source, actions) & in_experiment_window(events, spec)
-    rows = qualifying_rows(events, mask, exposures, window)
-    if math == "unique_session":
-        rows = _distinct_rows(events, rows, _session_codes(events, rows))
-    elif math == "dau":
-        grid = DayGrid.covering(spec.start, int(events.timestamp.max(initial=spec.start)), spec.timezone)
-        rows = _distinct_rows(events, rows, grid.index(events.timestamp[rows]))
-    if math in ("sum", "avg", "min", "max"):
-        if not source.math_property:
-            raise MetricEngineError(f"Math '{math}' needs a math_property")
-        values = numeric_values(events, source.math_property)[rows]
-    else:
-        values = np.ones(rows.size, dtype=np.float64)
-    # Distinct maths count each first occurrence once: a plain sum of ones from here on.
-    return rows, values, "total" if math in ("unique_session", "dau") else math
+    return row_values(events, source, qualifying_rows(events, mask, exposures, window), spec.timezone)
 
 
 def values_by_day(

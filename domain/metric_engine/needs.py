@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from domain.metric_engine.covariate import cuped_lookback
 from domain.metric_engine.exposures import exposure_needs
 from domain.metric_engine.sources import Needs, needs_of
 from domain.metric_engine.spec import ExperimentSpec, Source, parse_metric
@@ -30,6 +31,15 @@ def metric_sources(metric: Mapping[str, Any]) -> list[Source]:
 def metric_needs(spec: ExperimentSpec, metric: Mapping[str, Any]) -> Needs:
     """Exposure needs plus every source's (raises MetricEngineError for what cannot be evaluated)."""
     return exposure_needs(spec) | needs_of(metric_sources(metric), spec.actions)
+
+
+def events_start(spec: ExperimentSpec, metric: Mapping[str, Any]) -> int:
+    """Earliest event the analysis reads (µs): the experiment start, or the CUPED lookback before it.
+
+    Entities exposed at the start need their pre-exposure window too, so the one query starts that
+    much earlier; exposures and post-exposure values still only count from the start.
+    """
+    return spec.start - cuped_lookback(spec, parse_metric(metric))
 
 
 def exposure_query_needs(spec: ExperimentSpec) -> Needs:

@@ -17,6 +17,7 @@ import numpy as np
 
 from domain.metric_engine.accumulate import values_by_day
 from domain.metric_engine.columns import BoolArray, EventColumns, FloatArray
+from domain.metric_engine.covariate import covariate_values
 from domain.metric_engine.errors import MetricEngineError
 from domain.metric_engine.exposures import Exposures, build_exposures
 from domain.metric_engine.funnel import funnel_reach, step_counts, steps_reached
@@ -34,9 +35,12 @@ from domain.stats import (
     VariantStats,
     clamp,
     compute_experiment_result,
+    expected_split,
     funnel_variant_stats,
     mean_variant_stats,
+    parse_stats_config,
     ratio_variant_stats,
+    sample_ratio_mismatch,
     winsorization_bounds,
 )
 
@@ -85,13 +89,18 @@ def _mean_days(
     assert isinstance(metric, ExperimentMeanMetric)
     window = conversion_window(metric)
     bounds = (metric.lower_bound_percentile, metric.upper_bound_percentile, metric.ignore_zeros)
+    covariate = covariate_values(events, metric, spec, exposures)
     for at, raw in zip(
         as_of, values_by_day(events, metric.source, spec, exposures, window, as_of), strict=True
     ):
         pool = exposures.exposed(at) & _matured(spec, exposures, window, at)
         values = _winsorized(raw, pool, *bounds)
         groups = _groups(spec, exposures, pool & exposures.counted(at))
-        yield [mean_variant_stats(key, values[mask]) for key, mask in groups]
+        yield [mean_variant_stats(key, values[mask], _masked(covariate, mask)) for key, mask in groups]
+
+
+def _masked(covariate: FloatArray | None, mask: BoolArray) -> FloatArray | None:
+    return None if covariate is None else covariate[mask]
 
 
 def _funnel_days(
@@ -99,6 +108,7 @@ def _funnel_days(
 ) -> Iterator[DayStats]:
     assert isinstance(metric, ExperimentFunnelMetric)
     reach = funnel_reach(events, metric, spec, exposures)
+    covariate = covariate_values(events, metric, spec, exposures)
     steps = len(metric.series)
     window = conversion_window(metric)
     for at in as_of:
@@ -106,7 +116,9 @@ def _funnel_days(
         reached = steps_reached(reach, at)
         converted = (reached == steps).astype(np.float64)
         yield [
-            funnel_variant_stats(key, converted[mask], step_counts(reached[mask], steps))
+            funnel_variant_stats(
+                key, converted[mask], step_counts(reached[mask], steps), _masked(covariate, mask)
+            )
             for key, mask in _groups(spec, exposures, counted)
         ]
 
@@ -150,28 +162,50 @@ _KINDS: dict[str, Callable[..., Iterator[DayStats]]] = {
 }
 
 
+def _exposures_as_of(spec: ExperimentSpec, exposures: Exposures, at: int) -> dict[str, int]:
+    """Entities counted in each analysed variant as of `at` (`$multiple` ones excluded)."""
+    counted = exposures.variant[exposures.counted(at)]
+    per_variant = np.bincount(counted, minlength=len(spec.variants))
+    return {key: int(per_variant[i]) for i, key in enumerate(spec.variants)}
+
+
 def metric_series(
     spec: ExperimentSpec, metric: Mapping[str, Any], events: EventColumns, as_of: Sequence[int]
 ) -> list[dict[str, Any]]:
-    """One result per instant of `as_of` (ascending, µs): the cumulative analysis up to it."""
+    """One result per instant of `as_of` (ascending, µs): the cumulative analysis up to it.
+
+    Each result also carries `srm`, the sample-ratio check of that instant's exposures against
+    the flag's split (all exposures, whatever the metric's own maturity or windows).
+    """
     if any(later < earlier for earlier, later in pairwise(as_of)):
         raise ValueError("as_of must be ascending")
     parsed = parse_metric(metric)
     exposures = build_exposures(events, spec)
-    return results_from_stats(
-        parsed.metric_type, _KINDS[parsed.metric_type](events, parsed, spec, exposures, as_of), spec
-    )
+    days = _KINDS[parsed.metric_type](events, parsed, spec, exposures, as_of)
+    counts = [_exposures_as_of(spec, exposures, at) for at in as_of]
+    return results_from_stats(parsed.metric_type, days, spec, counts)
 
 
-def results_from_stats(kind: str, days: Iterable[DayStats], spec: ExperimentSpec) -> list[dict[str, Any]]:
-    """PostHog's result JSON for each day's per-variant statistics (whichever engine computed them)."""
+def results_from_stats(
+    kind: str,
+    days: Iterable[DayStats],
+    spec: ExperimentSpec,
+    exposure_counts: Sequence[Mapping[str, int]] | None,
+) -> list[dict[str, Any]]:
+    """PostHog's result JSON for each day's per-variant statistics (whichever engine computed them),
+    each with its `srm` when that day's exposure counts per variant are given."""
+    config = parse_stats_config(spec.stats_config)
+    split = expected_split(spec.flag_filters, spec.variants)
+    results = []
     try:
-        return [
-            compute_experiment_result(kind, stats, spec.stats_config, variant_keys=spec.variants)
-            for stats in days
-        ]
+        for i, stats in enumerate(days):
+            result = compute_experiment_result(kind, stats, config, variant_keys=spec.variants)
+            if exposure_counts is not None:
+                result["srm"] = sample_ratio_mismatch(exposure_counts[i], split)
+            results.append(result)
     except ExperimentDataError as exc:
         raise MetricEngineError(str(exc)) from None
+    return results
 
 
 def metric_result(

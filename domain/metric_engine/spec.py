@@ -59,6 +59,8 @@ class ExperimentSpec:
     timezone: str = "UTC"
     test_account_filters: tuple[Mapping[str, Any], ...] = TEST_ACCOUNT_FILTERS
     actions: Mapping[int, ActionSteps] = field(default_factory=dict)
+    # The flag's filters, for the split its variants (and holdout) ask for; None: an even split.
+    flag_filters: Mapping[str, Any] | None = None
 
     @property
     def variants(self) -> tuple[str, ...]:

@@ -105,15 +105,18 @@ def bayesian_test(
     difference_type: DifferenceType = DifferenceType.RELATIVE,
     prior: GaussianPrior | None = None,
     inverse: bool = False,
+    baseline_mean: float | None = None,
 ) -> BayesianResult:
     """Chance to win, credible interval and risk of `treatment` against `control` (the baseline).
 
     `inverse` ("lower is better") exists upstream but result assembly never sets it.
+    `baseline_mean`: the unadjusted control mean a CUPED comparison divides by (`relative_effect`).
     """
     _validate(treatment, control, ci_level)
-    if difference_type is DifferenceType.RELATIVE and control.mean <= 0:
+    divisor = control.mean if baseline_mean is None else baseline_mean
+    if difference_type is DifferenceType.RELATIVE and divisor <= 0:
         raise StatisticError("Control mean must be positive for relative difference calculation")
-    effect = effect_size(treatment, control, difference_type)
+    effect = effect_size(treatment, control, difference_type, baseline_mean)
     mean, variance = posterior(effect, prior or GaussianPrior())
     std = math.sqrt(variance)
     win = norm.cdf(0, loc=mean, scale=std) if inverse else norm.sf(0, loc=mean, scale=std)

@@ -34,26 +34,34 @@ def absolute_effect(treatment: Statistic, control: Statistic) -> Effect:
     )
 
 
-def relative_effect(treatment: Statistic, control: Statistic) -> Effect:
+def relative_effect(treatment: Statistic, control: Statistic, baseline_mean: float | None = None) -> Effect:
     """`(μT - μC)/μC` with the delta-method variance of μT/μC for independent groups.
 
-    Only the near-zero guard lives here; the Bayesian engine adds its stricter `μC > 0` check.
+    `baseline_mean` replaces μC as the divisor (both in Δ and in its variance) when given: CUPED
+    compares adjusted means but divides by the *unadjusted* control mean, as PostHog does
+    (its `unadjusted_mean`). Only the near-zero guard lives here; the Bayesian engine adds its
+    stricter `μC > 0` check.
     """
-    mu_c = control.mean
-    if abs(mu_c) < _ZERO_MEAN:
+    divisor = control.mean if baseline_mean is None else baseline_mean
+    if abs(divisor) < _ZERO_MEAN:
         raise StatisticError("Control mean cannot be zero for relative difference calculation")
     variance = ratio_variance(
         mean_m=treatment.mean,
         var_m=treatment.variance / treatment.n,
-        mean_d=mu_c,
+        mean_d=divisor,
         var_d=control.variance / control.n,
         covariance=0.0,
     )
-    return Effect(estimate=(treatment.mean - mu_c) / mu_c, variance=variance)
+    return Effect(estimate=(treatment.mean - control.mean) / divisor, variance=variance)
 
 
-def effect_size(treatment: Statistic, control: Statistic, difference_type: DifferenceType) -> Effect:
-    """Dispatch on `difference_type`."""
+def effect_size(
+    treatment: Statistic,
+    control: Statistic,
+    difference_type: DifferenceType,
+    baseline_mean: float | None = None,
+) -> Effect:
+    """Dispatch on `difference_type` (`baseline_mean`: see `relative_effect`)."""
     if difference_type is DifferenceType.ABSOLUTE:
         return absolute_effect(treatment, control)
-    return relative_effect(treatment, control)
+    return relative_effect(treatment, control, baseline_mean)

@@ -49,7 +49,8 @@ def welch_satterthwaite_df(treatment: Statistic, control: Statistic) -> float:
     return (a + b) ** 2 / denominator
 
 
-def _validate(treatment: Statistic, control: Statistic, alpha: float, min_sample_size: int) -> None:
+def check_test_inputs(treatment: Statistic, control: Statistic, alpha: float, min_sample_size: int) -> None:
+    """Upstream's guards of every frequentist test: alpha inside (0, 1), n ≥ min per group."""
     if not 0 < alpha < 1:
         raise StatisticError("Alpha must be between 0 and 1")
     if treatment.n < min_sample_size:
@@ -65,10 +66,14 @@ def welch_t_test(
     alpha: float = 0.05,
     difference_type: DifferenceType = DifferenceType.RELATIVE,
     min_sample_size: int = MIN_SAMPLE_SIZE,
+    baseline_mean: float | None = None,
 ) -> FrequentistResult:
-    """Two-sided p-value and (1 - alpha) confidence interval of `treatment` against `control`."""
-    _validate(treatment, control, alpha, min_sample_size)
-    effect = effect_size(treatment, control, difference_type)
+    """Two-sided p-value and (1 - alpha) confidence interval of `treatment` against `control`.
+
+    `baseline_mean`: the unadjusted control mean a CUPED comparison divides by (`relative_effect`).
+    """
+    check_test_inputs(treatment, control, alpha, min_sample_size)
+    effect = effect_size(treatment, control, difference_type, baseline_mean)
     df = welch_satterthwaite_df(treatment, control)
     if not effect.variance > 0:
         raise StatisticError("Pooled variance must be positive")

@@ -1,30 +1,58 @@
 """Result assembly: per-variant sufficient statistics + `stats_config` → PostHog's result JSON.
 
 Mirrors upstream `get_bayesian_experiment_result` / `get_frequentist_experiment_result`: gates
-first, then each test variant against the baseline on its own, with no multiple-comparison
-correction (stats.md §7); a `StatisticError` leaves that variant's statistical fields null.
+first, then each test variant against the baseline on its own (domain/stats/comparison.py); a
+`StatisticError` leaves that variant's statistical fields null. Beyond upstream, each test
+variant also carries:
+
+- `adjusted_p_value`, `adjusted_significant`: the chosen multiple-comparison correction over the
+  metric's test variants that have a p-value (domain/stats/corrections.py); `p_value` and
+  `significant` stay raw. Null under `none` and for the Bayesian engine.
+- `variance_reduction`: under CUPED, 1 - adjusted / unadjusted per-unit variance of the variant.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from domain.stats.bayesian import BayesianResult, bayesian_test
+from domain.stats.bayesian import BayesianResult
+from domain.stats.comparison import Comparison, ComparisonResult, compare
 from domain.stats.config import StatsConfig, StatsMethod, parse_stats_config
+from domain.stats.corrections import adjusted_p_values
 from domain.stats.errors import ExperimentDataError, StatisticError
-from domain.stats.frequentist import FrequentistResult, welch_t_test
+from domain.stats.frequentist import FrequentistResult
 from domain.stats.statistics import MetricType, Statistic, statistic_for
 from domain.stats.sufficient import VariantStats, zero_variant_stats
-from domain.stats.validation import validate_variant
+from domain.stats.validation import ValidationFailure, validate_variant
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ComparisonResult = BayesianResult | FrequentistResult
+Outcome = tuple[list[ValidationFailure], Comparison | None]
+Adjusted = tuple[float | None, bool | None]
+
+
+@dataclass(frozen=True)
+class VariantAnalysis:
+    """One test variant as analysed: gate failures, comparison (None if stopped), correction."""
+
+    variant: VariantStats
+    failures: list[ValidationFailure]
+    comparison: Comparison | None
+    adjusted_p_value: float | None
+    adjusted_significant: bool | None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    baseline: VariantStats
+    baseline_failures: list[ValidationFailure]
+    tests: list[VariantAnalysis]
+
 
 # Legacy top-level keys of `ExperimentQueryResponse`: present but null in the new format (§8).
 LEGACY_NULL_FIELDS = (
@@ -78,29 +106,6 @@ def add_missing_variants(
     return ordered + [v for v in variants if v.key not in known]
 
 
-def _ensure_finite(result: ComparisonResult) -> ComparisonResult:
-    if isinstance(result, BayesianResult):
-        numbers = (result.chance_to_win, *result.credible_interval)
-    else:
-        numbers = (result.p_value, *result.confidence_interval)
-    if not all(math.isfinite(x) for x in numbers):
-        raise StatisticError("Statistics are not finite")
-    return result
-
-
-def run_test(treatment: Statistic, control: Statistic, config: StatsConfig) -> ComparisonResult:
-    """The configured engine on two ready statistics (raises `StatisticError`)."""
-    if config.method is StatsMethod.FREQUENTIST:
-        result: ComparisonResult = welch_t_test(
-            treatment, control, alpha=config.alpha, difference_type=config.difference_type
-        )
-    else:
-        result = bayesian_test(
-            treatment, control, ci_level=config.ci_level, difference_type=config.difference_type
-        )
-    return _ensure_finite(result)
-
-
 def compare_variants(
     metric_type: MetricType | str,
     treatment: VariantStats,
@@ -109,7 +114,7 @@ def compare_variants(
 ) -> ComparisonResult:
     """One test variant against the baseline, without the gates; raises `StatisticError`."""
     config = stats_config if isinstance(stats_config, StatsConfig) else parse_stats_config(stats_config)
-    return run_test(statistic_for(metric_type, treatment), statistic_for(metric_type, control), config)
+    return compare(metric_type, treatment, control, config).result
 
 
 def _stat_values(result: ComparisonResult | None, method: StatsMethod) -> dict[str, Any]:
@@ -143,24 +148,82 @@ def _try(what: str, variant: VariantStats, compute: Callable[[], T]) -> T | None
         return None
 
 
-def _variant_result(
-    metric_type: MetricType,
-    variant: VariantStats,
-    control_stat: Statistic | None,
-    config: StatsConfig,
-) -> dict[str, Any]:
-    failures = validate_variant(variant, metric_type)
-    result: ComparisonResult | None = None
-    if control_stat is not None and not failures:
-        result = _try(
-            "comparison",
-            variant,
-            lambda: run_test(statistic_for(metric_type, variant), control_stat, config),
-        )
-    base = variant.to_dict()
+def _outcome(
+    kind: MetricType, variant: VariantStats, baseline: VariantStats, ready: bool, config: StatsConfig
+) -> Outcome:
+    """The variant's gate failures and, when the gates and the baseline allow, its comparison."""
+    failures = validate_variant(variant, kind)
+    if not ready or failures:
+        return failures, None
+    return failures, _try("comparison", variant, lambda: compare(kind, variant, baseline, config))
+
+
+def _p_value(outcome: Outcome) -> float | None:
+    comparison = outcome[1]
+    if comparison is None or not isinstance(comparison.result, FrequentistResult):
+        return None
+    return comparison.result.p_value
+
+
+def _corrected(outcomes: Sequence[Outcome], config: StatsConfig) -> list[Adjusted]:
+    """(adjusted p-value, adjusted significance) per outcome.
+
+    The family is the metric's test variants that got a p-value: a variant stopped by a gate was
+    not tested, so it does not dilute the others' correction.
+    """
+    p_values = [_p_value(outcome) for outcome in outcomes]
+    adjusted = adjusted_p_values([p for p in p_values if p is not None], config.correction)
+    if adjusted is None:
+        return [(None, None)] * len(outcomes)
+    values = iter(adjusted)
+    out: list[Adjusted] = []
+    for p in p_values:
+        value = None if p is None else next(values)
+        # Strict `<`, like `significant` (p < alpha), so both flags agree when no correction bites.
+        out.append((None, None) if value is None else (value, value < config.alpha))
+    return out
+
+
+def _variant_result(analysis: VariantAnalysis, config: StatsConfig) -> dict[str, Any]:
+    comparison = analysis.comparison
+    base = analysis.variant.to_dict()
     head = {"key": base.pop("key"), "method": config.method.value}
-    stats = _stat_values(result, config.method)
-    return {**head, **base, **stats, "validation_failures": [f.value for f in failures]}
+    stats = _stat_values(comparison.result if comparison else None, config.method)
+    extras = {
+        "adjusted_p_value": analysis.adjusted_p_value,
+        "adjusted_significant": analysis.adjusted_significant,
+        "variance_reduction": comparison.variance_reduction if comparison else None,
+    }
+    return {**head, **base, **stats, **extras, "validation_failures": [f.value for f in analysis.failures]}
+
+
+def analyse_variants(
+    metric_type: MetricType | str,
+    variants: Sequence[VariantStats],
+    config: StatsConfig,
+    *,
+    variant_keys: Sequence[str] | None = None,
+) -> Analysis:
+    """Gates, comparisons and the correction: everything a result is rendered from.
+
+    `variants` carries one entry per exposed variant; `variant_keys` (the flag's variant keys in
+    flag order), when given, orders the output and fills absent variants with zeros.
+    """
+    kind = MetricType(metric_type)
+    rows = add_missing_variants(variants, variant_keys, kind) if variant_keys is not None else list(variants)
+    baseline, tests = split_baseline(rows, config.baseline_variant_key)
+    baseline_failures = validate_variant(baseline, kind, is_baseline=True)
+    control_stat: Statistic | None = None
+    if not baseline_failures:
+        control_stat = _try("baseline", baseline, lambda: statistic_for(kind, baseline))
+    outcomes = [_outcome(kind, v, baseline, control_stat is not None, config) for v in tests]
+    analysed = [
+        VariantAnalysis(v, failures, comparison, *adjusted)
+        for v, (failures, comparison), adjusted in zip(
+            tests, outcomes, _corrected(outcomes, config), strict=True
+        )
+    ]
+    return Analysis(baseline, baseline_failures, analysed)
 
 
 def compute_experiment_result(
@@ -170,21 +233,12 @@ def compute_experiment_result(
     *,
     variant_keys: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """PostHog's new-format `ExperimentQueryResponse` as a JSON-ready dict.
-
-    `variants` carries one entry per exposed variant; `variant_keys` (the flag's variant keys in
-    flag order), when given, orders the output and fills absent variants with zeros.
-    """
-    kind = MetricType(metric_type)
+    """PostHog's new-format `ExperimentQueryResponse` as a JSON-ready dict (see `analyse_variants`)."""
     config = stats_config if isinstance(stats_config, StatsConfig) else parse_stats_config(stats_config)
-    rows = add_missing_variants(variants, variant_keys, kind) if variant_keys is not None else list(variants)
-    baseline, tests = split_baseline(rows, config.baseline_variant_key)
-    baseline_failures = validate_variant(baseline, kind, is_baseline=True)
-    control_stat: Statistic | None = None
-    if not baseline_failures:
-        control_stat = _try("baseline", baseline, lambda: statistic_for(kind, baseline))
+    analysis = analyse_variants(metric_type, variants, config, variant_keys=variant_keys)
+    failures = [f.value for f in analysis.baseline_failures]
     return {
         **dict.fromkeys(LEGACY_NULL_FIELDS),
-        "baseline": {**baseline.to_dict(), "validation_failures": [f.value for f in baseline_failures]},
-        "variant_results": [_variant_result(kind, v, control_stat, config) for v in tests],
+        "baseline": {**analysis.baseline.to_dict(), "validation_failures": failures},
+        "variant_results": [_variant_result(test, config) for test in analysis.tests],
     }

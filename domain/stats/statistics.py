@@ -117,7 +117,24 @@ class RatioStatistic:
         )
 
 
-Statistic = SampleMeanStatistic | ProportionStatistic | RatioStatistic
+@dataclass(frozen=True)
+class AdjustedStatistic:
+    """A group's CUPED-adjusted mean and per-unit variance (domain/stats/cuped.py).
+
+    Carried as the moments themselves: rebuilding a `SampleMeanStatistic` from them (upstream's
+    way) would recompute the variance as a difference of large sums and lose digits.
+    """
+
+    n: int
+    mean: float
+    variance: float
+
+    def __post_init__(self) -> None:
+        if self.n <= 0:
+            raise StatisticError("Sample size must be positive")
+
+
+Statistic = SampleMeanStatistic | ProportionStatistic | RatioStatistic | AdjustedStatistic
 
 
 def ratio_variance(mean_m: float, var_m: float, mean_d: float, var_d: float, covariance: float) -> float:

@@ -96,35 +96,61 @@ def _as_values(values: npt.ArrayLike, name: str) -> FloatArray:
     return arr
 
 
-def mean_variant_stats(key: str, values: npt.ArrayLike) -> VariantStats:
+CovariateSums = tuple[float | None, float | None, float | None]
+
+
+def _covariate_sums(values: FloatArray, covariate: npt.ArrayLike | None) -> CovariateSums:
+    """CUPED's extra sums, Σx, Σx² and Σy·x, when a per-entity covariate is given."""
+    if covariate is None:
+        return None, None, None
+    x = _as_values(covariate, "covariate")
+    if x.shape != values.shape:
+        raise ValueError("covariate must have one value per entity")
+    return float(x.sum()), float(np.dot(x, x)), float(np.dot(values, x))
+
+
+def mean_variant_stats(
+    key: str, values: npt.ArrayLike, covariate: npt.ArrayLike | None = None
+) -> VariantStats:
     """Mean metric: `values` holds each exposed entity's total (0 for entities without events).
 
     `sum_squares` squares each entity's total, never per-event or per-day values (stats.md §10,
-    pitfall 1).
+    pitfall 1). `covariate`, when given, is each entity's pre-exposure value for CUPED.
     """
     arr = _as_values(values, "values")
+    x_sum, x_squares, xy_sum = _covariate_sums(arr, covariate)
     return VariantStats(
         key=key,
         number_of_samples=int(arr.size),
         sum=float(arr.sum()),
         sum_squares=float(np.dot(arr, arr)),
+        covariate_sum=x_sum,
+        covariate_sum_squares=x_squares,
+        covariate_sum_product=xy_sum,
     )
 
 
 def funnel_variant_stats(
-    key: str, converted: npt.ArrayLike, step_counts: Sequence[int] | None = None
+    key: str,
+    converted: npt.ArrayLike,
+    step_counts: Sequence[int] | None = None,
+    covariate: npt.ArrayLike | None = None,
 ) -> VariantStats:
     """Funnel metric: `converted` is 0/1 per exposed entity; `sum_squares` equals `sum`."""
     arr = _as_values(converted, "converted")
     if not np.all((arr == 0) | (arr == 1)):
         raise ValueError("converted must contain only 0 and 1")
     total = float(arr.sum())
+    x_sum, x_squares, xy_sum = _covariate_sums(arr, covariate)
     return VariantStats(
         key=key,
         number_of_samples=int(arr.size),
         sum=total,
         sum_squares=total,
         step_counts=None if step_counts is None else tuple(int(s) for s in step_counts),
+        covariate_sum=x_sum,
+        covariate_sum_squares=x_squares,
+        covariate_sum_product=xy_sum,
     )
 
 

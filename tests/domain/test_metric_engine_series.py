@@ -98,6 +98,38 @@ def test_each_day_equals_a_fresh_analysis_of_the_truncated_data(name: str, matur
         assert got == metric_result(experiment, METRICS[name], events_from_rows(visible), day.as_of), day.day
 
 
+STATS_OPTIONS = {
+    "method": "frequentist",
+    "frequentist": {"sequential_testing_enabled": True, "sequential_tuning_parameter": 200},
+    "multiple_comparison_correction": "holm",
+    "cuped": {"enabled": True, "lookback_days": 1},
+}
+
+
+CUPED_METRICS = {
+    "mean_sum": METRICS["mean_sum"],
+    "mean_window_sessions": METRICS["mean_window_sessions"],
+    "funnel_two_steps": funnel("view", "cart"),
+    "funnel_strict": METRICS["funnel_strict"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CUPED_METRICS))
+def test_cuped_sequential_and_corrected_days_equal_fresh_analyses(name: str) -> None:
+    """The covariate comes from the same sweep: events before the start and before each exposure."""
+    rows = random_rows(seed=7 + len(name), users=400)  # >= 50 per variant: past the gates
+    experiment = spec(holdout_id=1, stats_config=STATS_OPTIONS)
+    days = analysis_days(START, at(24 * DAYS), at(24 * DAYS), "Europe/Paris")
+    metric = CUPED_METRICS[name]
+    series = metric_series(experiment, metric, events_from_rows(rows), [d.as_of for d in days])
+    for day, got in zip(days, series, strict=True):
+        visible = [r for r in rows if to_micros(r[2]) < day.as_of]
+        assert got == metric_result(experiment, metric, events_from_rows(visible), day.as_of), day.day
+    last = series[-1]["variant_results"]
+    assert all(v["covariate_sum"] is not None for v in last)
+    assert all(v["adjusted_p_value"] is not None and v["variance_reduction"] is not None for v in last)
+
+
 def test_days_follow_the_project_time_zone() -> None:
     tz = "America/Los_Angeles"
     start = START.replace(hour=3)  # Feb 29, 19:00 in Los Angeles
