@@ -204,6 +204,7 @@ class ExperimentActivities(RowWriter):
                     detail=entry.detail,
                     operation_id=entry.update_id,
                     created_at=entry.at,
+                    evidence=entry.evidence,
                 )
             )
             await session.commit()

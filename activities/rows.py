@@ -160,6 +160,7 @@ def audit(
     before: str | None,
     *,
     via: str = "rest",
+    evidence: dict[str, Any] | None = None,
 ) -> None:
     assert experiment.id is not None
     session.add(
@@ -174,5 +175,6 @@ def audit(
             to_status=experiment.status,
             operation_id=op_id,
             created_at=experiment.updated_at,
+            evidence=evidence,
         )
     )

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field, computed_field
 
 from domain.lifecycle import Intent, LifecycleFacts, Operation, Status, status_of
 
-Via = Literal["rest", "signal", "timer", "approval"]
+Via = Literal["rest", "signal", "timer", "approval", "autopilot"]
 
 
 class ExperimentSnapshot(BaseModel):
@@ -128,7 +128,9 @@ class UpdateRequest(BaseModel):
 
 class HistoryEntry(BaseModel):
     operation: str
-    outcome: Literal["accepted", "rejected", "failed", "approval_required"]
+    # shadow: what the autopilot would have done in `shadow` mode; notified: a decision that only
+    # notifies (an SRM rule with action notify).
+    outcome: Literal["accepted", "rejected", "failed", "approval_required", "shadow", "notified"]
     via: Via
     actor_id: int | None = None
     at: AwareDatetime
@@ -138,6 +140,7 @@ class HistoryEntry(BaseModel):
     update_id: str | None = None
     # The row version the transition produced: orders recovered entries among the others.
     version: int | None = None
+    evidence: dict[str, Any] | None = None  # an autopilot decision's (see ExperimentActivity)
 
 
 class ActivityInput(BaseModel):

@@ -243,6 +243,7 @@ async def activity(
             "detail": row.detail,
             "operation_id": row.operation_id,
             "created_at": iso(row.created_at),
+            "evidence": row.evidence,
         }
         for row in rows
     ]

@@ -66,6 +66,9 @@ class ExperimentActivity(SQLModel, table=True):
     detail: str | None = None
     operation_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # An autopilot decision's evidence (domain.autopilot.decide.Decision): rule, metric, per-variant
+    # statistics, SRM p-value, when it was judged and what was done.
+    evidence: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
 
 
 class AppliedOperation(SQLModel, table=True):
