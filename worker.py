@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.approvals import ApprovalActivities
+from activities.autopilot import AutopilotActivities
 from activities.experiments import ExperimentActivities
 from activities.timeseries import TimeseriesActivities
 from db.clickhouse.store import ClickHouseEvents
@@ -26,6 +27,7 @@ from observability.worker import ActivityObserver, start_worker_telemetry
 from settings import Settings, load_settings
 from workflows.client import connect_with_retry
 from workflows.experiment import ExperimentWorkflow
+from workflows.experiment_autopilot import AutopilotNotifyWorkflow
 from workflows.timeseries import TIMESERIES_WORKFLOWS
 from workflows.timeseries_client import daily_schedule_plugin
 
@@ -50,12 +52,13 @@ def build_worker(
     approval_activities = ApprovalActivities(sessionmaker)
     options: dict[str, object] = {
         "task_queue": settings.task_queue,
-        "workflows": [ExperimentWorkflow, *TIMESERIES_WORKFLOWS],
+        "workflows": [ExperimentWorkflow, AutopilotNotifyWorkflow, *TIMESERIES_WORKFLOWS],
         "activities": [
             *experiment_activities.all(),
             approval_activities.apply_change_request,
             approval_activities.expire_change_request,
             *TimeseriesActivities(sessionmaker).all(),
+            *AutopilotActivities(sessionmaker).all(),
         ],
         # Ensures the hourly results-refresh schedule whenever this worker starts.
         "plugins": [daily_schedule_plugin(client, settings.task_queue)],

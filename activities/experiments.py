@@ -27,7 +27,13 @@ from activities.rows import (
     parse_columns,
     update_operation,
 )
-from activities.transitions import check_assumed_status, copy_effect, plan_operation, write_update
+from activities.transitions import (
+    check_assumed_status,
+    check_expected_version,
+    copy_effect,
+    plan_operation,
+    write_update,
+)
 from db import approvals as approval_queries
 from db import experiments as queries
 from db import operations
@@ -133,6 +139,7 @@ class ExperimentActivities(RowWriter):
     async def apply_transition(self, inp: ActivityInput) -> ExperimentSnapshot:
         async def work(session: AsyncSession) -> Written:
             experiment, flag = await load_for_write(session, inp.experiment_id)
+            check_expected_version(experiment, inp.request)
             before = stored_status(experiment.start_date, experiment.end_date)
             effect = plan_operation(inp.operation, experiment, flag, inp.request, inp.now)
             gate = await approval_gate(session, experiment, flag, inp)
@@ -150,6 +157,7 @@ class ExperimentActivities(RowWriter):
                 inp.op_id,
                 before.value,
                 via=inp.request.via,
+                evidence=inp.request.evidence,
             )
             fields = queries.snapshot_fields(experiment, flag)
             if (started is None) != (experiment.start_date is None) or (ended is None) != (

@@ -71,6 +71,17 @@ def refresh_fingerprints(experiment: Experiment) -> None:
     experiment.metrics_secondary = with_fingerprints(experiment.metrics_secondary, **common)
 
 
+def check_expected_version(experiment: Experiment, request: TransitionRequest) -> None:
+    """An autopilot decision applies only to the state it was judged on: a manual end, pause or
+    reset (or any other change) in between wins, and the decision is dropped."""
+    expected = request.expected_version
+    if expected is not None and experiment.version != expected:
+        raise Conflict(
+            f"The experiment changed after the autopilot judged it (version {expected}, now "
+            f"{experiment.version}); the decision was not applied."
+        )
+
+
 def check_assumed_status(experiment: Experiment, req: UpdateRequest) -> None:
     """A PATCH was validated against one status; applied to another it could mean something else."""
     current = stored_status(experiment.start_date, experiment.end_date).value

@@ -59,6 +59,8 @@ class ExperimentUpdate:
     start: WorkflowInput  # the workflow's input, should it have to be started (self-healing)
     flag_key: str | None
     update_id: str
+    result_type: type[BaseModel] = ExperimentSnapshot
+    name_of_experiment: str | None = None  # the workflow's summary in the Temporal UI, if started
 
     @property
     def workflow_id(self) -> str:
@@ -70,7 +72,7 @@ def _start_operation(
 ) -> WithStartWorkflowOperation[Any, Any]:
     snapshot = call.start.snapshot
     status = snapshot.status.value if snapshot else "draft"
-    name = snapshot.name if snapshot else ""
+    name = snapshot.name if snapshot else (call.name_of_experiment or "")
     return WithStartWorkflowOperation(
         EXPERIMENT_WORKFLOW_TYPE,
         call.start,
@@ -79,11 +81,14 @@ def _start_operation(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=start_search_attributes(call.project_id, call.experiment_id, status, call.flag_key),
         memo={"name": name},
-        static_summary=f"Experiment {call.experiment_id} of project {call.project_id}",
+        # The UI's workflow list then reads like the experiments list.
+        static_summary=f"{name} (experiment {call.experiment_id})"
+        if name
+        else f"Experiment {call.experiment_id}",
     )
 
 
-async def execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> ExperimentSnapshot:
+async def execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> Any:
     """Run one Update on the experiment's workflow (starting it if needed); bounded in time.
 
     The update carries the HTTP request's id (logged by the worker) and its deadline (`apply_by`),
@@ -103,7 +108,7 @@ async def execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> Ex
     return result
 
 
-async def _execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> ExperimentSnapshot:
+async def _execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> Any:
     """The common case is a running workflow, so a plain update goes first (one RPC, no
     multi-operation); only when the workflow is missing or closed does Update-With-Start run."""
     client = await gateway.client()
@@ -112,11 +117,11 @@ async def _execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> E
             if call.start.snapshot is not None:
                 handle = client.get_workflow_handle(call.workflow_id)
                 try:
-                    result: ExperimentSnapshot = await handle.execute_update(
+                    result: Any = await handle.execute_update(
                         call.name,
                         call.arg,
                         id=call.update_id,
-                        result_type=ExperimentSnapshot,
+                        result_type=call.result_type,
                         rpc_timeout=gateway.rpc_timeout,
                     )
                     return result
@@ -132,16 +137,16 @@ async def _execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> E
         raise UpdateRejected(_map_rpc(err)) from None
 
 
-async def _update_with_start(gateway: TemporalGateway, call: ExperimentUpdate) -> ExperimentSnapshot:
+async def _update_with_start(gateway: TemporalGateway, call: ExperimentUpdate) -> Any:
     client = await gateway.client()
     op = _start_operation(gateway, call)
     try:
-        result: ExperimentSnapshot = await client.execute_update_with_start_workflow(
+        result: Any = await client.execute_update_with_start_workflow(
             call.name,
             call.arg,
             start_workflow_operation=op,
             id=call.update_id,
-            result_type=ExperimentSnapshot,
+            result_type=call.result_type,
             rpc_timeout=gateway.rpc_timeout,
         )
         return result

@@ -87,6 +87,9 @@ class TransitionRequest(BaseModel):
     apply_by: AwareDatetime | None = None
     # Set when applying an approved change request: the approval gate is already passed.
     approved_change_request_id: str | None = None
+    # An autopilot decision: applied only to the row version it was judged on, with its evidence.
+    expected_version: int | None = None
+    evidence: dict[str, Any] | None = None
 
     def intent(self) -> Intent:
         return Intent(
@@ -97,6 +100,14 @@ class TransitionRequest(BaseModel):
             conclusion_comment=self.conclusion_comment,
             conclusion_provided=self.conclusion_provided,
         )
+
+
+class EvaluateRequest(BaseModel):
+    """The `evaluate_rules` update: evaluate the autopilot rules now (REST or an operator)."""
+
+    actor_id: int | None = None
+    request_id: str | None = None
+    apply_by: AwareDatetime | None = None
 
 
 class CreateRequest(BaseModel):

@@ -22,9 +22,10 @@ def update_id_of(workflow_id: str, op_id: str) -> str | None:
 
 
 def event_operation_id(
-    workflow_id: str, version: int, operation: str, source: Literal["signal", "timer"] | None
+    workflow_id: str, version: int, operation: str, source: Literal["signal", "timer", "autopilot"] | None
 ) -> str:
-    """A transition without an update: a signal, a timer, or a handler run outside an update."""
+    """A transition without an update: a signal, a timer, an autopilot decision (keyed by the row
+    version it was judged on), or a handler run outside an update."""
     base = f"{workflow_id}:{version}:{operation}"
     return f"{base}:{source}" if source else base
 

@@ -18,9 +18,11 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.approvals import ApprovalActivities  # noqa: F401  (registered with the worker)
     from activities.experiments import CreateInput, ExperimentActivities, UpdateInput
+    from domain.autopilot.decide import Decision
     from domain.errors import Conflict
     from domain.experiment_messages import (
         CreateRequest,
+        EvaluateRequest,
         ExperimentSnapshot,
         HistoryEntry,
         PendingChange,
@@ -257,6 +259,28 @@ class ExperimentWorkflow(ExperimentTimers):
     @unarchive.validator
     def _validate_unarchive(self, req: TransitionRequest) -> None:
         self._validate("unarchive", req)
+
+    @workflow.update(name="evaluate_rules")
+    async def evaluate_rules(self, req: EvaluateRequest) -> Decision:
+        """Evaluate the autopilot rules now and act exactly as the timer would."""
+        self._busy = True
+        try:
+            decision = await self._evaluate(strict=True)
+        finally:
+            self._busy = False
+        if decision is None:  # no rules, or not running (any more): nothing was evaluated
+            summary = "not evaluated: the experiment has no autopilot rules or is not running"
+            return Decision(summary=summary, evaluated_at=workflow.now())
+        return decision
+
+    @evaluate_rules.validator
+    def _validate_evaluate_rules(self, req: EvaluateRequest) -> None:
+        support.check_deadline(req.apply_by)
+        snapshot = self._snapshot
+        if snapshot is None or snapshot.deleted:
+            raise support.not_found()
+        if self._busy:
+            raise support.busy()
 
     @workflow.update(name="ship_variant")
     async def ship_variant(self, req: TransitionRequest) -> ExperimentSnapshot:

@@ -116,7 +116,7 @@ class ExperimentCore:
             if err.type == "ApprovalRequired":
                 self._approval_required(operation, req.via, req.actor_id, err)
             raise
-        self._accept(operation, req.via, req.actor_id, before, snapshot)
+        self._accept(operation, req.via, req.actor_id, before, snapshot, req.evidence)
         return snapshot
 
     def _approval_required(
@@ -186,6 +186,7 @@ class ExperimentCore:
         actor_id: int | None,
         before: ExperimentSnapshot | None,
         snapshot: ExperimentSnapshot,
+        evidence: dict[str, Any] | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._remember(
@@ -199,6 +200,7 @@ class ExperimentCore:
                 to_status=snapshot.status,
                 update_id=self._update_id(),
                 version=snapshot.version,
+                evidence=evidence,
             )
         )
         update_id = self._update_id()
@@ -223,7 +225,13 @@ class ExperimentCore:
             self._recalculations.append("experiment_stop")
 
     def _note(
-        self, operation: str, outcome: str, via: str, actor_id: int | None, detail: str
+        self,
+        operation: str,
+        outcome: str,
+        via: str,
+        actor_id: int | None,
+        detail: str,
+        evidence: dict[str, Any] | None = None,
     ) -> HistoryEntry:
         snapshot = self._snapshot
         entry = HistoryEntry(
@@ -235,6 +243,7 @@ class ExperimentCore:
             from_status=snapshot.status if snapshot else None,
             to_status=snapshot.status if snapshot else None,
             detail=detail,
+            evidence=evidence,
         )
         self._remember(entry)
         return entry
@@ -251,6 +260,8 @@ class ExperimentCore:
     def _publish(self, snapshot: ExperimentSnapshot) -> None:
         support.upsert_state(snapshot, self._published)
         self._published = support.published_fields(snapshot)
+        # The Temporal UI shows these details on the workflow page (no history event).
+        workflow.set_current_details(support.current_details(snapshot))
 
     def _insert_in_order(self, entry: HistoryEntry) -> None:
         """Place a recovered transition where its row version says it happened."""

@@ -126,3 +126,12 @@ def upsert_state(snapshot: ExperimentSnapshot, published: Published | None) -> N
     workflow.upsert_search_attributes(search_attribute_updates(snapshot, had_end))  # type: ignore[arg-type]
     if not workflow.patched(UPSERT_ONLY_CHANGES) or published is None or published[2] != snapshot.name:
         workflow.upsert_memo({"name": snapshot.name})
+
+
+def current_details(snapshot: ExperimentSnapshot) -> str:
+    """What an operator reads first in the Temporal UI: status, and the autopilot's last verdict."""
+    lines = [f"**{snapshot.name}** · {snapshot.status.value}"]
+    verdict = ((snapshot.scheduling_config or {}).get("status") or {}).get("autopilot")
+    if isinstance(verdict, dict) and verdict.get("summary"):
+        lines.append(f"Autopilot ({verdict.get('at')}): {verdict['summary']}")
+    return "\n\n".join(lines)

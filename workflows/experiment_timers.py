@@ -1,5 +1,5 @@
-"""The experiment's durable timers: scheduled launch and end (scheduling_config) and the expiry
-of changes waiting for approval. One updatable timer: the run loop sleeps until the earliest
+"""The experiment's durable timers: scheduled launch and end (scheduling_config), the expiry
+of changes waiting for approval, and the autopilot's next evaluation. One updatable timer: the run loop sleeps until the earliest
 deadline or until a handler changes something, then recomputes (temporal-notes §4.3)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from domain import operation_ids
 from domain.experiment_messages import ExperimentSnapshot, ScheduleMarkInput, TransitionRequest
 from domain.scheduling import ScheduledAction, next_action
 from workflows import experiment_support as support
-from workflows.experiment_signals import ExperimentSignals
+from workflows.experiment_autopilot import ExperimentAutopilot
 
 
-class ExperimentTimers(ExperimentSignals):
+class ExperimentTimers(ExperimentAutopilot):
     # Scheduled actions that failed and could not even be marked failed (kept in memory only).
     _gave_up: set[ScheduledAction] = set()
 
@@ -37,6 +37,9 @@ class ExperimentTimers(ExperimentSignals):
         scheduled = self._scheduled()
         if scheduled is not None and not self._holds_back(scheduled) and scheduled not in self._gave_up:
             deadlines.append(scheduled.at)
+        evaluation = self._evaluation_due()  # None without autopilot rules: old histories unchanged
+        if evaluation is not None:
+            deadlines.append(evaluation)
         return min(deadlines) if deadlines else None
 
     def _holds_back(self, scheduled: ScheduledAction) -> bool:
@@ -49,6 +52,7 @@ class ExperimentTimers(ExperimentSignals):
         due = max(deadline, workflow.now())
         await self._expire_due(due)
         await self._fire_due(due)
+        await self._evaluate_due(due)
 
     async def _fire_due(self, due: datetime) -> None:
         async with self._lock:

@@ -19,6 +19,7 @@ from db import flags as flag_queries
 from db.experiment_assets import links_of
 from db.experiment_names import live_names_starting_with
 from db.tables import Experiment, ExperimentSavedMetric, FeatureFlag, Project
+from domain.autopilot.rules import remap_autopilot
 from domain.errors import ValidationFailed
 from domain.experiment_copy import (
     COPY_SUFFIX,
@@ -28,6 +29,7 @@ from domain.experiment_copy import (
     saved_metric_refs,
 )
 from domain.metrics import has_legacy_metrics
+from domain.metrics.validation import metric_uuids
 
 LEGACY_DUPLICATE = "Duplication is not supported for experiments using legacy metrics."
 LEGACY_COPY = "Copying is not supported for experiments using legacy metrics."
@@ -78,6 +80,7 @@ async def clone_body(
     )
     taken = await live_names_starting_with(session, target_team_id, f"{source.name}{COPY_SUFFIX}")
     links = await _saved_links(session, source) if same_project else []
+    fresh = _fresh_metrics(source)
     body: dict[str, Any] = {
         "name": name or copy_name(source.name, taken),
         "feature_flag_key": key,
@@ -86,16 +89,30 @@ async def clone_body(
         "parameters": copy_parameters(source.parameters, existing.filters if existing else None),
         "filters": source.filters,
         "stats_config": source.stats_config,
-        "scheduling_config": source.scheduling_config,
+        "scheduling_config": _copied_rules(source, fresh, links),
         "exposure_criteria": source.exposure_criteria,
         "only_count_matured_users": source.only_count_matured_users,
         # The copy's goal is the same definition, not a fresh typo check (upstream forces it).
         "allow_unknown_events": True,
-        **_fresh_metrics(source),
+        **fresh,
     }
     if links:
         body["saved_metrics_ids"] = saved_metric_refs([(sid, metadata) for sid, metadata, _ in links])
     return body
+
+
+def _copied_rules(
+    source: Experiment, fresh: dict[str, Any], links: list[tuple[int, dict[str, Any], Any]]
+) -> dict[str, Any] | None:
+    """The autopilot rules follow the metrics to their new uuids; saved metrics linked to the copy
+    keep theirs; a rule on a metric the copy does not carry is dropped."""
+    old = [*metric_uuids(source.metrics), *metric_uuids(source.metrics_secondary)]
+    new = [*metric_uuids(fresh["metrics"]), *metric_uuids(fresh["metrics_secondary"])]
+    mapping = dict(zip(old, new, strict=False))
+    for _, _, query in links:
+        if isinstance(query, dict) and query.get("uuid"):
+            mapping[query["uuid"]] = query["uuid"]
+    return remap_autopilot(source.scheduling_config, mapping)
 
 
 def _fresh_metrics(source: Experiment) -> dict[str, Any]:

@@ -16,7 +16,10 @@ from api.temporal import TemporalGateway
 from db import experiments as queries
 from db import operations
 from db.tables import Experiment, ExperimentActivity, FeatureFlag
-from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
+from domain.autopilot.decide import Decision
+from domain.autopilot.rules import rules_of
+from domain.errors import ValidationFailed
+from domain.experiment_messages import EvaluateRequest, ExperimentSnapshot, WorkflowInput
 from domain.lifecycle import stored_status
 from domain.operation_ids import update_operation_id
 from workflows.constants import experiment_workflow_id
@@ -175,3 +178,45 @@ async def record_rejection(
         )
     )
     await session.commit()
+
+
+async def evaluate_rules(
+    session: AsyncSession,
+    gateway: TemporalGateway,
+    ctx: ProjectContext,
+    experiment: Experiment,
+    flag: FeatureFlag | None,
+) -> dict[str, Any]:
+    """`POST …/evaluate_rules/`: the autopilot evaluates now and acts as its timer would; the
+    answer is the decision, its evidence and the action taken (or that none was)."""
+    assert experiment.id is not None
+    observed = observed_snapshot(experiment, flag)
+    if rules_of(experiment.scheduling_config) is None:
+        raise ValidationFailed(
+            "This experiment has no autopilot rules: set scheduling_config.autopilot first.",
+            attr="scheduling_config",
+        )
+    if observed.status.value != "running":
+        raise ValidationFailed(
+            f"The autopilot evaluates running experiments only; this one is {observed.status.value}."
+        )
+    await session.commit()
+    try:
+        decision: Decision = await execute_update(
+            gateway,
+            ExperimentUpdate(
+                project_id=ctx.project_id,
+                experiment_id=experiment.id,
+                name="evaluate_rules",
+                arg=EvaluateRequest(actor_id=ctx.principal.user_id),
+                start=WorkflowInput(
+                    project_id=ctx.project_id, experiment_id=experiment.id, snapshot=observed
+                ),
+                flag_key=observed.flag_key,
+                update_id=str(uuid.uuid4()),
+                result_type=Decision,
+            ),
+        )
+    except UpdateRejected as rejected:
+        raise rejected.error from None
+    return decision.model_dump(mode="json")

@@ -16,6 +16,7 @@ from api.experiments.metrics_prep import prepare_metrics
 from api.experiments.references import resolve_holdout, resolve_saved_metrics
 from db import flags as flag_queries
 from db.tables import FeatureFlag
+from domain.autopilot.rules import validate_autopilot
 from domain.experiment_messages import CreateRequest
 from domain.experiment_rules import (
     apply_exposure_criteria_defaults,
@@ -40,6 +41,7 @@ from domain.flag_rules import (
     validate_flag_key,
 )
 from domain.metrics import compute_ordering, orderings_with_saved_metrics, validate_ordering_coverage
+from domain.metrics.validation import metric_uuids
 from domain.scheduling import validate_scheduling_config
 
 
@@ -79,6 +81,12 @@ async def build_create_request(
         deleted=row["deleted"],
     )
     _finish_metrics(row, start)
+    saved_uuids = [link["query_uuid"] for link in saved_links if link.get("query_uuid")]
+    validate_autopilot(
+        row["scheduling_config"],
+        [*metric_uuids(row["metrics"]), *metric_uuids(row["metrics_secondary"]), *saved_uuids],
+        [*(row["primary_metrics_ordered_uuids"] or []), *metric_uuids(row["metrics"])],
+    )
     if row["type"] == "web":
         variants = (parameters or {}).get("feature_flag_variants") or (
             flag_variants(existing.filters) if existing else []

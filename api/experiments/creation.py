@@ -87,6 +87,7 @@ async def create_via_workflow(
                 start=WorkflowInput(project_id=team_id, experiment_id=experiment_id),
                 flag_key=flag_key,
                 update_id=update_id,
+                name_of_experiment=str(req.row.get("name") or ""),
             ),
         )
     except UpdateRejected as rejected:

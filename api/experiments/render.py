@@ -13,6 +13,7 @@ from api.schemas.flags import minimal_flag_out
 from db.experiment_related import Related, load_related
 from db.experiments import fingerprint_settings
 from db.tables import Experiment, ExperimentHoldout, FeatureFlag
+from domain.autopilot.timing import scheduled_evaluation
 from domain.experiment_rules import parameters_output
 from domain.fingerprint import with_fingerprints
 from domain.lifecycle import LifecycleFacts, status_of
@@ -94,6 +95,17 @@ async def experiments_out(
     return [render_experiment(e, related, user_access_level=user_access_level) for e in experiments]
 
 
+def _scheduled_actions(experiment: Experiment, flag: FeatureFlag | None) -> list[dict[str, Any]]:
+    """What the workflow's timers will still do, soonest first (launch/end, the next evaluation)."""
+    config, start, end = experiment.scheduling_config, experiment.start_date, experiment.end_date
+    actions = scheduled_actions(config, start_date=start, end_date=end)
+    running = experiment_status(experiment, flag) == "running"
+    evaluation = scheduled_evaluation(config, start_date=start, end_date=end, running=running)
+    if evaluation is not None:
+        actions.append(evaluation)
+    return sorted(actions, key=lambda action: str(action["at"]))
+
+
 def render_experiment(
     experiment: Experiment, related: Related, *, user_access_level: str | None
 ) -> dict[str, Any]:
@@ -127,9 +139,7 @@ def render_experiment(
         "metrics_secondary": experiment.metrics_secondary,
         "stats_config": experiment.stats_config,
         "scheduling_config": experiment.scheduling_config,
-        "scheduled_actions": scheduled_actions(
-            experiment.scheduling_config, start_date=experiment.start_date, end_date=experiment.end_date
-        ),
+        "scheduled_actions": _scheduled_actions(experiment, flag),
         "conclusion": experiment.conclusion,
         "conclusion_comment": experiment.conclusion_comment,
         "primary_metrics_ordered_uuids": experiment.primary_metrics_ordered_uuids,

@@ -12,6 +12,7 @@ from api.experiments.references import resolve_holdout, resolve_saved_metrics
 from db.experiment_assets import links_of
 from db.tables import Experiment, ExperimentSavedMetric, FeatureFlag
 from domain import experiment_rules as rules
+from domain.autopilot.rules import check_metrics_kept, validate_autopilot
 from domain.experiment_messages import UpdateRequest
 from domain.fingerprint import with_fingerprints
 from domain.flag_rules import (
@@ -218,13 +219,28 @@ async def _finish(
     saved = await _saved_refs(session, experiment, saved_links)
     if saved_links is not None:
         _sync_saved_orderings(experiment, changes, await _saved_refs(session, experiment, None), saved)
+    primary_order = changes.get("primary_metrics_ordered_uuids", experiment.primary_metrics_ordered_uuids)
     validate_ordering_coverage(
-        changes.get("primary_metrics_ordered_uuids", experiment.primary_metrics_ordered_uuids),
+        primary_order,
         changes.get("secondary_metrics_ordered_uuids", experiment.secondary_metrics_ordered_uuids),
         changes["metrics"],
         changes["metrics_secondary"],
         saved,
     )
+    _check_autopilot(experiment, changes, [uuid for uuid, _ in saved if uuid], primary_order)
+
+
+def _check_autopilot(
+    experiment: Experiment, changes: dict[str, Any], saved_uuids: list[str], primary_order: list[str] | None
+) -> None:
+    """The rules must name metrics the experiment keeps: checked when the rules are sent, and when
+    a change of metrics would take one away from the stored rules."""
+    metrics = [*metric_uuids(changes["metrics"]), *metric_uuids(changes["metrics_secondary"]), *saved_uuids]
+    if "scheduling_config" in changes:
+        primary = [*(primary_order or []), *metric_uuids(changes["metrics"])]
+        validate_autopilot(changes["scheduling_config"], metrics, primary)
+    else:
+        check_metrics_kept(experiment.scheduling_config, metrics)
 
 
 def _sync_saved_orderings(

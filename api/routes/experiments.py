@@ -222,6 +222,17 @@ for _operation, _summary in (
     _register_action(_operation, _summary)  # type: ignore[arg-type]
 
 
+@router.post(
+    "/experiments/{experiment_id}/evaluate_rules/",
+    summary="Evaluate the autopilot rules now (scheduling_config.autopilot) and act on the decision",
+)
+async def evaluate_rules(
+    experiment_id: int, ctx: Annotated[ProjectContext, WRITE], session: SessionDep, gateway: GatewayDep
+) -> dict[str, Any]:
+    experiment, flag = await commands.load(session, ctx, experiment_id)
+    return await commands.evaluate_rules(session, gateway, ctx, experiment, flag)
+
+
 @router.get("/experiments/{experiment_id}/activity/", summary="Audit trail of the experiment's transitions")
 async def activity(
     request: Request, experiment_id: int, ctx: Annotated[ProjectContext, READ], session: SessionDep
