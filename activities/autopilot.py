@@ -23,14 +23,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db import experiments as queries
-from db.metric_analysis import analysis_context, experiment_metrics, metric_results
+from db.metric_analysis import analysis_context, experiment_metrics, exposure_results, metric_results
 from db.tables import Experiment, ExperimentActivity
 from domain.autopilot.decide import Decision, Inputs, MetricData, decide
 from domain.autopilot.rules import AutopilotRules, rules_of
 from domain.autopilot.timing import with_verdict
 from domain.experiment_messages import ExperimentSnapshot
 from domain.metric_engine import MetricEngineError, to_micros
-from domain.stats import VariantStats, parse_stats_config
+from domain.stats import VariantStats, expected_split, parse_stats_config, sample_ratio_mismatch
 
 log = logging.getLogger("flagship.autopilot")
 WEBHOOK_TIMEOUT_SECONDS = 10.0
@@ -166,13 +166,16 @@ class AutopilotActivities:
 async def _measure(
     session: AsyncSession, experiment: Experiment, metrics: Sequence[Mapping[str, Any]], now: datetime
 ) -> tuple[dict[str, MetricData], dict[str, Any] | None]:
-    """Each metric's per-variant statistics as of now, and the sample-ratio check of the exposures."""
+    """Each metric's per-variant statistics as of now, and the sample-ratio check of the exposures
+    (from a metric's result, or from the exposures alone when no rule names a metric)."""
     out: dict[str, MetricData] = {}
     srm: dict[str, Any] | None = None
-    if not metrics:
-        return out, srm
     context = await analysis_context(session, experiment, metrics)
     as_of = [to_micros(now) + 1]
+    if not metrics:
+        exposures = await exposure_results(session, context, as_of[0])
+        split = expected_split(context.spec.flag_filters, context.spec.variants)
+        return out, sample_ratio_mismatch(exposures.get("total_exposures") or {}, split)
     for metric in metrics:
         try:
             result = (await metric_results(session, context, metric, as_of))[0]
