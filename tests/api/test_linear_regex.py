@@ -76,7 +76,9 @@ async def test_metrics_exposure_criteria_and_saved_metrics_refuse_them_too(api: 
         "event": "$pageview",
         "properties": [regex_filter(BACKREFERENCE)],
     }
-    r = await api.post(api.project("experiments/"), base | {"exposure_criteria": {"exposure_config": exposure}})
+    r = await api.post(
+        api.project("experiments/"), base | {"exposure_criteria": {"exposure_config": exposure}}
+    )
     assert r.status_code == 400, r.text
     assert r.json() == refused(BACKREFERENCE, r"invalid escape sequence: \1", "exposure_criteria")
 
