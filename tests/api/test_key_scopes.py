@@ -30,7 +30,7 @@ async def test_a_project_scoped_key_cannot_mint_a_wider_key(api: ApiClient) -> N
         api,
         {"scopes": ["personal_api_key:write", "experiment:read"], "scoped_teams": [api.project_id]},
     )
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "API key cannot create a key with scope '*' that it does not have."),  # scopes default to *
         ({"scopes": ["*"]}, "API key cannot create a key with scope '*' that it does not have."),
         ({"scopes": []}, "API key cannot create a key with scope '*' that it does not have."),
