@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api import instrumentation
+from api.body_limits import BodyGuard
 from api.errors import install_error_handlers
 from api.flag_cache import FlagCache
 from api.routes import (
@@ -82,6 +83,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         telemetry=instrumentation.FASTAPI_TELEMETRY,
     )
     install_error_handlers(app)
+    # Innermost of the middleware: bodies past the cap, too deep or with lone surrogates never reach
+    # FastAPI's parser, and the request middleware still logs and counts the refusal.
+    app.add_middleware(BodyGuard)
     # /flags, /decide and capture are answered ahead of the FastAPI stack (api/sdk_asgi.py), and
     # every request gets its request id, access log, metrics and trace (api/instrumentation.py).
     instrumentation.install(app, settings, {**flags_eval.ROUTES, **capture.ROUTES})

@@ -1,0 +1,199 @@
+"""What a request body may be, for every route: the size cap, the nesting limit, and no lone surrogates.
+
+One set of rules for the REST API (`BodyGuard`, ahead of FastAPI's parsing) and the SDK endpoints
+(api/sdk_asgi.py, api/capture_parse.py), so a hostile body gets the same clear 4xx everywhere:
+
+- **20 MiB** (`MAX_BODY_BYTES`), as PostHog's capture: refused with 413 while the body streams in (a
+  declared `Content-Length` past it before a byte is read), never buffered whole first.
+- **128 levels of nesting** (`MAX_JSON_DEPTH`): serde_json's limit, so PostHog's Rust capture and
+  flags services refuse the same documents. Python's own parser would raise RecursionError on deep
+  ones, and the event store's serializer stops at 254 levels.
+- **No lone surrogates** (`"\\ud800"`): DRF's CharField refuses them (`surrogate_characters_not_allowed`,
+  naming the first one), and neither UTF-8, PostgreSQL nor Temporal's payload converter can hold one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, NamedTuple
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 20 * 1024 * 1024
+MAX_JSON_DEPTH = 128
+TOO_LARGE = "Request body is too large: the limit is 20 MiB."
+TOO_DEEP = f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels"
+SURROGATE_CODE = "surrogate_characters_not_allowed"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_OPEN = (b"[", b"{")
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class BodyRefusal(NamedTuple):
+    """A refused body, in PostHog's `{type, code, detail, attr}` terms."""
+
+    status: int
+    type: str
+    code: str
+    detail: str
+    attr: str | None = None
+
+    def body(self) -> bytes:
+        return orjson.dumps({"type": self.type, "code": self.code, "detail": self.detail, "attr": self.attr})
+
+
+TOO_LARGE_REFUSAL = BodyRefusal(413, "invalid_request", "payload_too_large", TOO_LARGE)
+TOO_DEEP_REFUSAL = BodyRefusal(400, "invalid_request", "parse_error", TOO_DEEP)
+
+
+def too_deep(body: bytes, value: Any) -> bool:
+    """Whether the parsed `body` nests deeper than MAX_JSON_DEPTH (iterative: no recursion limit)."""
+    if body.count(_OPEN[0]) + body.count(_OPEN[1]) <= MAX_JSON_DEPTH:
+        return False  # cannot nest deeper than it has brackets: the common case, at C speed
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _path(parts: tuple[str, ...]) -> str | None:
+    return "__".join(parts) or None  # drf-exceptions-hog joins nested fields with "__"
+
+
+def first_surrogate(value: Any) -> tuple[str | None, str] | None:
+    """(attr, character) of the first lone surrogate in document order; a key's counts against the
+    object holding it."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                return _path(path), found[0]
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                stack.append((child, (*path, key)))
+                stack.append((key, path))  # popped before its value
+        elif isinstance(item, list):
+            stack.extend((child, (*path, str(index))) for index, child in reversed(list(enumerate(item))))
+    return None
+
+
+def surrogate_refusal(attr: str | None, character: str) -> BodyRefusal:
+    detail = f"Surrogate characters are not allowed: U+{ord(character):X}."
+    return BodyRefusal(400, "validation_error", SURROGATE_CODE, detail, attr)
+
+
+def json_refusal(body: bytes) -> BodyRefusal | None:
+    """Why this JSON body is refused, or None. Other syntax errors are left to the route's parser,
+    which words them as it always has."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        if is_depth_error(error):
+            return TOO_DEEP_REFUSAL
+        try:
+            # What FastAPI's parser reads: lone surrogates, escaped or raw, get through it.
+            value = json.loads(body)
+        except RecursionError:
+            return TOO_DEEP_REFUSAL
+        except ValueError:  # includes UnicodeDecodeError
+            return None
+        found = first_surrogate(value)
+        if found is not None:
+            return surrogate_refusal(*found)
+    return TOO_DEEP_REFUSAL if too_deep(body, value) else None
+
+
+def is_depth_error(error: orjson.JSONDecodeError) -> bool:
+    """orjson stops at 1024 levels; its message is the only way to tell that from a syntax error."""
+    return "depth" in str(error) or "recursion" in str(error).lower()
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed one before we see it
+    return None
+
+
+async def read_capped(scope: Scope, receive: Receive) -> bytes | None:
+    """The whole body, or None when the client disconnected first; raises BodyTooLarge as soon as
+    the declared length or the bytes received so far pass the cap (the rest is never read)."""
+    length = declared_length(scope)
+    if length is not None and length > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _is_json(scope: Scope) -> bool:
+    # FastAPI parses application/json and */*+json; api/deps.py's key lookup any type naming json.
+    return any(name == b"content-type" and b"json" in value.lower() for name, value in scope["headers"])
+
+
+class BodyGuard:
+    """Every request the FastAPI stack serves: its body read here under the cap, JSON checked for
+    depth and lone surrogates, then handed on whole (FastAPI reads it from the replayed message)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await read_capped(scope, receive)
+        except BodyTooLarge:
+            await _refuse(send, TOO_LARGE_REFUSAL)
+            return
+        if body is None:
+            return  # the client went away; nothing to answer
+        refusal = json_refusal(body) if body and _is_json(scope) else None
+        if refusal is not None:
+            await _refuse(send, refusal)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: disconnects, as the server reports them
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Send, refusal: BodyRefusal) -> None:
+    content = refusal.body()
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
