@@ -10,6 +10,9 @@ One set of rules for the REST API (`BodyGuard`, ahead of FastAPI's parsing) and 
   ones, and the event store's serializer stops at 254 levels.
 - **No lone surrogates** (`"\\ud800"`): DRF's CharField refuses them (`surrogate_characters_not_allowed`,
   naming the first one), and neither UTF-8, PostgreSQL nor Temporal's payload converter can hold one.
+- **No NUL characters** in REST bodies (`"\\u0000"`): DRF's CharField refuses them too
+  (`null_characters_not_allowed`), and PostgreSQL's text and jsonb cannot store them. (Capture keeps
+  PostHog's rule instead: NUL becomes U+FFFD.)
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ TOO_LARGE = "Request body is too large: the limit is 20 MiB."
 TOO_DEEP = f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels"
 SURROGATE_CODE = "surrogate_characters_not_allowed"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NUL = re.compile("\x00")
+NUL_REFUSAL_DETAIL = "Null characters are not allowed."
 _OPEN = (b"[", b"{")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -69,13 +74,18 @@ def _path(parts: tuple[str, ...]) -> str | None:
 
 
 def first_surrogate(value: Any) -> tuple[str | None, str] | None:
-    """(attr, character) of the first lone surrogate in document order; a key's counts against the
-    object holding it."""
+    """(attr, character) of the first lone surrogate in document order."""
+    return _first_match(value, _SURROGATE)
+
+
+def _first_match(value: Any, pattern: re.Pattern[str]) -> tuple[str | None, str] | None:
+    """(attr, match) of the first string matching `pattern` in document order; a key's counts
+    against the object holding it."""
     stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
     while stack:
         item, path = stack.pop()
         if isinstance(item, str):
-            found = _SURROGATE.search(item)
+            found = pattern.search(item)
             if found:
                 return _path(path), found[0]
         elif isinstance(item, dict):
@@ -110,7 +120,20 @@ def json_refusal(body: bytes) -> BodyRefusal | None:
         found = first_surrogate(value)
         if found is not None:
             return surrogate_refusal(*found)
-    return TOO_DEEP_REFUSAL if too_deep(body, value) else None
+    if too_deep(body, value):
+        return TOO_DEEP_REFUSAL
+    return _nul_refusal(body, value)
+
+
+def _nul_refusal(body: bytes, value: Any) -> BodyRefusal | None:
+    # JSON spells NUL only as an escape (a raw control character is a syntax error): look for it
+    # at C speed before walking the document.
+    if b"\\u0000" not in body:
+        return None
+    found = _first_match(value, _NUL)
+    if found is None:
+        return None
+    return BodyRefusal(400, "validation_error", "null_characters_not_allowed", NUL_REFUSAL_DETAIL, found[0])
 
 
 def is_depth_error(error: orjson.JSONDecodeError) -> bool:

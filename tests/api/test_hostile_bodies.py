@@ -198,3 +198,44 @@ def test_bodies_past_the_cap_are_refused_while_they_stream(base_url: str, creden
         assert http.get("/_health").status_code == 200
         headers = {"Authorization": f"Bearer {credentials.personal_api_key}"}
         assert http.get("/api/projects/", headers=headers).status_code == 200
+
+
+async def test_nul_characters_are_refused_naming_the_field(api: ApiClient) -> None:
+    """DRF's CharField refuses them; PostgreSQL could not store them (a 500 there before)."""
+    cases = [
+        (api.project("experiments/"), {"name": "a\u0000b", "feature_flag_key": "k"}, "name"),
+        (
+            api.project("feature_flags/"),
+            {"key": "k", "filters": {"groups": [{"x": "\u0000"}]}},
+            "filters__groups__0__x",
+        ),
+        ("/api/projects/", {"name": "n", "timezone": "\u0000"}, "timezone"),
+    ]
+    for path, body, attr in cases:
+        r = await api.post(path, body)
+        assert r.status_code == 400, r.text
+        assert r.json() == {
+            "type": "validation_error",
+            "code": "null_characters_not_allowed",
+            "detail": "Null characters are not allowed.",
+            "attr": attr,
+        }
+
+
+async def test_a_flag_patch_with_nulls_is_a_400(api: ApiClient) -> None:
+    """Found by schemathesis (tests/api/test_schemathesis.py): this body was a 500."""
+    flag = await api.post(api.project("feature_flags/"), {"key": "nullable"})
+    assert flag.status_code == 201, flag.text
+    path = api.project(f"feature_flags/{flag.json()['id']}/")
+    r = await api.patch(path, {"filters": None, "active": None, "deleted": None})
+    assert r.status_code == 400, r.text
+    assert r.json() == {
+        "type": "validation_error",
+        "code": "null",
+        "detail": "This field may not be null.",
+        "attr": "filters",
+    }
+    assert (await api.patch(path, {"deleted": True})).status_code == 200
+    assert (await api.patch(path, {"name": "still deleted"})).status_code == 404
+    r = await api.patch(path, {"deleted": False})
+    assert r.status_code == 200 and r.json()["deleted"] is False
