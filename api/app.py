@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
-from api import instrumentation
+from api import instrumentation, openapi_docs
 from api.body_limits import BodyGuard
 from api.errors import install_error_handlers
 from api.flag_cache import FlagCache
@@ -95,4 +95,5 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     for router in PROJECT_ROUTERS:
         app.include_router(router, prefix="/api/projects/{project_id}")
         app.include_router(router, prefix="/api/environments/{project_id}", include_in_schema=False)
+    openapi_docs.install(app)
     return app

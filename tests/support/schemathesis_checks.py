@@ -16,7 +16,11 @@ def _deliberate_unavailable(response: Any) -> bool:
         body = response.json()
     except ValueError:
         return False
-    return isinstance(body, dict) and body.get("type") == "server_error" and body.get("code") == "service_unavailable"
+    return (
+        isinstance(body, dict)
+        and body.get("type") == "server_error"
+        and body.get("code") == "service_unavailable"
+    )
 
 
 @schemathesis.check
