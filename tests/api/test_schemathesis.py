@@ -32,7 +32,8 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "st"
-# Bounded: about a minute and a half on two shared cores; the seed keeps runs comparable.
+# Bounded: about two minutes on two shared cores (the coverage phase is most of it; max-examples
+# bounds the fuzzing phase); the seed keeps runs comparable.
 MAX_EXAMPLES = 8
 SEED = 20261213
 METRIC = {

@@ -13,23 +13,16 @@ from pathlib import Path
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.accounts import key_by_value
-from db.bootstrap import bootstrap
 from db.engine import make_async_engine, make_sessionmaker
 from domain.keys import new_personal_api_key
+from tests.support.bootstrap import run_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _bootstrap(database_url: str, key: str | None) -> bool:
     """One start's bootstrap; True when it created the first organization."""
-    engine = make_async_engine(database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            created = await bootstrap(session, personal_api_key=key, project_api_token=None)
-            await session.commit()
-    finally:
-        await engine.dispose()
-    return created is not None
+    return await run_bootstrap(database_url, key) is not None
 
 
 async def _delete_key(database_url: str, value: str) -> None:
