@@ -93,7 +93,7 @@ def _loads(data: bytes, *, storable: bool) -> Any:
         if is_depth_error(error):
             raise PayloadError(TOO_DEEP, code="parse_error") from None
         value = _lenient_loads(data, storable=storable)
-    if too_deep(data, value):
+    if too_deep(data):
         raise PayloadError(TOO_DEEP, code="parse_error")
     return value
 
