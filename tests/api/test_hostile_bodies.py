@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from api.app import create_app
+from api.body_limits import too_deep
 from db.bootstrap import Credentials
 from settings import Settings
 from tests.support.api_client import ApiClient
@@ -239,3 +240,22 @@ async def test_a_flag_patch_with_nulls_is_a_400(api: ApiClient) -> None:
     assert (await api.patch(path, {"name": "still deleted"})).status_code == 404
     r = await api.patch(path, {"deleted": False})
     assert r.status_code == 200 and r.json()["deleted"] is False
+
+
+@pytest.mark.parametrize(
+    ("prefix", "levels", "deep"),
+    [
+        ("", 128, False),
+        ("", 129, True),
+        ('"]]]]]]]]]]]]]]]]",', 129, True),  # closing brackets in a string do not hide the depth
+        ('"[[[[[[[[[[[[[[[[",', 128, False),  # nor do opening ones add to it
+        ('"a\\"]]]]]]]]]]]",', 129, True),  # an escaped quote does not end the string
+        ('"a\\\\",', 129, True),  # an escaped backslash does not escape the quote after it
+        ('"a\\\\\\"[[[[[[[[[",', 128, False),
+    ],
+)
+def test_depth_is_measured_outside_strings(prefix: str, levels: int, deep: bool) -> None:
+    document = f"[{prefix}" + "[" * (levels - 1) + "]" * (levels - 1) + "]"
+    parsed = orjson.loads(document)  # a document the parser accepted, as too_deep is given
+    assert parsed is not None
+    assert too_deep(document.encode()) is deep
