@@ -264,8 +264,9 @@ async def test_no_server_errors(
         "--generation-database",
         "none",
         "--no-color",
-        cwd=ROOT,
-        env=os.environ | {"SCHEMATHESIS_HOOKS": "tests.support.schemathesis_checks"},
+        # Its crash cache goes to the working directory: a temporary one, not the repository.
+        cwd=tmp_path,
+        env=os.environ | {"SCHEMATHESIS_HOOKS": "tests.support.schemathesis_checks", "PYTHONPATH": str(ROOT)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
