@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
-from api import instrumentation
+from api import instrumentation, openapi_docs
+from api.body_limits import BodyGuard
 from api.errors import install_error_handlers
 from api.flag_cache import FlagCache
 from api.query_limits import QueryLimiter
@@ -96,6 +97,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         telemetry=instrumentation.FASTAPI_TELEMETRY,
     )
     install_error_handlers(app)
+    # Innermost of the middleware: bodies past the cap, too deep or with lone surrogates never reach
+    # FastAPI's parser, and the request middleware still logs and counts the refusal.
+    app.add_middleware(BodyGuard)
     # /flags, /decide and capture are answered ahead of the FastAPI stack (api/sdk_asgi.py), and
     # every request gets its request id, access log, metrics and trace (api/instrumentation.py).
     instrumentation.install(app, settings, {**flags_eval.ROUTES, **capture.ROUTES})
@@ -105,4 +109,5 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     for router in PROJECT_ROUTERS:
         app.include_router(router, prefix="/api/projects/{project_id}")
         app.include_router(router, prefix="/api/environments/{project_id}", include_in_schema=False)
+    openapi_docs.install(app)
     return app

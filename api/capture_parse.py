@@ -21,10 +21,18 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from api.body_limits import (
+    MAX_BODY_BYTES,
+    SURROGATE_CODE,
+    TOO_DEEP,
+    TOO_LARGE,
+    first_surrogate,
+    is_depth_error,
+    surrogate_refusal,
+    too_deep,
+)
 from db.events import EventRow
 
-# PostHog refuses bodies past 20 MB; the limit also bounds what a gzip bomb can expand to.
-MAX_BODY_BYTES = 20 * 1024 * 1024
 # Column widths of the event table (db/tables/events.py); PostHog truncates distinct ids to 200 too.
 MAX_DISTINCT_ID = 200
 MAX_EVENT_NAME = 400
@@ -33,11 +41,20 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 
 
 class PayloadError(Exception):
-    """A malformed request: answered 400 in PostHog's `{type, code, detail, attr}` shape."""
+    """A malformed request: answered 400 (413 when too large) in PostHog's `{type, code, detail, attr}`
+    shape; `type` is `validation_error` for a bad value, `invalid_request` for a body not understood."""
 
     def __init__(self, detail: str, *, code: str = "invalid_payload", attr: str | None = None) -> None:
         super().__init__(detail)
         self.detail, self.code, self.attr = detail, code, attr
+
+    @property
+    def status(self) -> int:
+        return 413 if self.code == "payload_too_large" else 400
+
+    @property
+    def error_type(self) -> str:
+        return "validation_error" if self.code in ("invalid_payload", SURROGATE_CODE) else "invalid_request"
 
 
 def _gunzip(body: bytes) -> bytes:
@@ -48,7 +65,7 @@ def _gunzip(body: bytes) -> bytes:
     except zlib.error as error:
         raise PayloadError(f"Failed to decompress gzip body: {error}", code="parse_error") from None
     if inflater.unconsumed_tail:
-        raise PayloadError("Request body is too large.", code="payload_too_large")
+        raise PayloadError(TOO_LARGE, code="payload_too_large")
     return data
 
 
@@ -69,18 +86,34 @@ def _form_data(body: bytes) -> bytes:
 
 
 def _loads(data: bytes, *, storable: bool) -> Any:
+    """The parsed document, within the limits of api/body_limits.py (depth, lone surrogates)."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        if is_depth_error(error):
+            raise PayloadError(TOO_DEEP, code="parse_error") from None
+        value = _lenient_loads(data, storable=storable)
+    if too_deep(data):
+        raise PayloadError(TOO_DEEP, code="parse_error")
+    return value
+
+
+def _lenient_loads(data: bytes, *, storable: bool) -> Any:
     try:
         # Some clients send NaN/Infinity; PostHog reads them as null, as json's parse_constant allows.
         value = json.loads(data, parse_constant=lambda _name: None)
+    except RecursionError:
+        raise PayloadError(TOO_DEEP, code="parse_error") from None
     except (ValueError, UnicodeDecodeError):
         raise PayloadError("Malformed request data: invalid JSON.", code="parse_error") from None
+    # The lenient parser also lets through lone surrogates (escaped or raw), which nothing downstream
+    # can encode, and integers past 64 bits, which the store cannot take: refuse them now (400)
+    # rather than fail later (a 500, or a 503 the SDK retries forever).
+    found = first_surrogate(value)
+    if found is not None:
+        refusal = surrogate_refusal(*found)
+        raise PayloadError(refusal.detail, code=refusal.code, attr=refusal.attr)
     if storable:
-        # The lenient parser also lets through lone surrogates and integers past 64 bits, which the
-        # store cannot take: refuse them now (400) rather than fail the write (a 503 retried forever).
         try:
             orjson.dumps(value)
         except TypeError as error:
@@ -99,7 +132,7 @@ def decode_body(
     """The JSON document of a request body, whatever encoding the client chose (`storable`: only values
     the event store can hold)."""
     if len(body) > MAX_BODY_BYTES:
-        raise PayloadError("Request body is too large.", code="payload_too_large")
+        raise PayloadError(TOO_LARGE, code="payload_too_large")
     compression = (compression or "").lower()
     if content_type and content_type.startswith("application/x-www-form-urlencoded"):
         body = _form_data(body)

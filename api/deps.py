@@ -155,9 +155,19 @@ async def resolve_project(session: AsyncSession, principal: Principal, raw_id: s
     key = principal.key
     if key is not None and key.scoped_teams and project.id not in key.scoped_teams:
         raise permission_denied(f"API key does not have access to the requested project: ID {project.id}.")
+    check_organization_scope(principal, project.organization_id)
     if principal.user is None or principal.user.organization_id != project.organization_id:
         raise permission_denied("You don't have access to the project.")
     return project
+
+
+def check_organization_scope(principal: Principal, organization_id: str) -> None:
+    """A key's `scoped_organizations` (PostHog's APIScopePermission): only those organizations."""
+    key = principal.key
+    if key is not None and key.scoped_organizations and organization_id not in key.scoped_organizations:
+        raise permission_denied(
+            f"API key does not have access to the requested organization: ID {organization_id}."
+        )
 
 
 def _current_project_id(principal: Principal) -> int:

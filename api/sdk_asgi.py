@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.capture_parse import MAX_BODY_BYTES
+from api.body_limits import TOO_LARGE_REFUSAL, BodyTooLarge, read_capped
 from observability.http import RequestObserver
 
 log = logging.getLogger("flagship.api")
@@ -74,27 +74,6 @@ def route_key(path: str) -> str:
     """Both spellings of a path are one route: SDKs disagree about the slash, and a redirect would drop
     the POST body in some clients."""
     return path.rstrip("/") or "/"
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None when the client disconnected first."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _headers(scope: Scope) -> tuple[dict[str, str], bytes | None]:
@@ -183,9 +162,9 @@ class SdkFastPath:
             detail = f'Method "{method}" not allowed.'
             return error_response(405, "invalid_request", "method_not_allowed", detail)
         try:
-            body = await _read_body(receive)
-        except _TooLarge:
-            return error_response(413, "invalid_request", "payload_too_large", "Request body is too large.")
+            body = await read_capped(scope, receive)
+        except BodyTooLarge:
+            return SdkResponse(413, TOO_LARGE_REFUSAL.body())
         if body is None:
             return None  # the client went away
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))

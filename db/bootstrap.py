@@ -1,7 +1,9 @@
 """First start: one organization, project 1 with a `phc_` token, one user with a `phx_` key.
 
 Values come from BOOTSTRAP_PERSONAL_API_KEY / BOOTSTRAP_PROJECT_API_TOKEN when set, otherwise they
-are generated, printed once and written to DATA_DIR/credentials.json (design.md §4).
+are generated; either way they are written to DATA_DIR/credentials.json (mode 0600) and printed once,
+only when stdout is an interactive terminal (`make run`): never into a log stream (compose, CI), where
+a secret would be kept and shipped wherever the logs go (design.md §4).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.accounts import create_personal_key, create_project, key_by_value, new_uuid
 from db.engine import make_async_engine, make_sessionmaker
-from db.tables import Organization, User
-from domain.keys import new_personal_api_key, new_project_token
+from db.tables import BootstrapKey, Organization, User
+from domain.keys import hash_key, new_personal_api_key, new_project_token
 from settings import Settings
 
 
@@ -56,16 +58,24 @@ async def bootstrap(
     assert user.id is not None and project.id is not None
     key = personal_api_key or new_personal_api_key()
     await create_personal_key(session, user.id, value=key, label="bootstrap", scopes=["*"])
+    session.add(BootstrapKey(secure_value=hash_key(key)))
     return Credentials(key, token, project.id, user.email)
 
 
 async def _ensure_bootstrap_key(session: AsyncSession, value: str | None) -> None:
-    """A BOOTSTRAP_PERSONAL_API_KEY set after the first start still becomes a working key."""
-    if value is None or await key_by_value(session, value) is not None:
+    """A BOOTSTRAP_PERSONAL_API_KEY set after the first start still becomes a working key, once: a
+    key applied before and deleted since stays deleted (deleting it is how an operator revokes it)."""
+    if value is None:
         return
-    user = (await session.exec(select(User).order_by(User.id))).first()  # type: ignore[arg-type]
-    if user is not None and user.id is not None:
+    secure_value = hash_key(value)
+    if await session.get(BootstrapKey, secure_value) is not None:
+        return
+    if await key_by_value(session, value) is None:
+        user = (await session.exec(select(User).order_by(User.id))).first()  # type: ignore[arg-type]
+        if user is None or user.id is None:
+            return
         await create_personal_key(session, user.id, value=value, label="bootstrap", scopes=["*"])
+    session.add(BootstrapKey(secure_value=secure_value))
 
 
 def write_credentials(data_dir: Path, creds: Credentials) -> Path:
@@ -88,12 +98,21 @@ async def bootstrap_from_settings(settings: Settings) -> Credentials | None:
     finally:
         await engine.dispose()
     if creds is not None:
-        path = write_credentials(settings.data_dir, creds)
+        announce(creds, write_credentials(settings.data_dir, creds))
+    return creds
+
+
+def announce(creds: Credentials, path: Path) -> None:
+    """The secrets go to a terminal only; a log stream learns where they are, not what they are."""
+    if sys.stdout.isatty():
         print(
             f"flagship: bootstrapped project {creds.project_id}\n"
             f"  personal API key: {creds.personal_api_key}\n"
             f"  project token:    {creds.project_api_token}\n"
             f"  (saved to {path})",
-            file=sys.stderr,
+            flush=True,
         )
-    return creds
+    else:
+        print(
+            f"flagship: bootstrapped project {creds.project_id}; credentials saved to {path}", file=sys.stderr
+        )

@@ -5,8 +5,9 @@ wherever the SDK raises `InconclusiveMatchError` (property not sent, unusable va
 knows the properties sent with the request, so an inconclusive condition does not match, visibly.
 
 Gaps: cohort and flag-dependency filters are always inconclusive (no such data reaches here). Regexes run
-on Python's `re` after the SDK's Rust-compatibility rewrite (`$` = end of string); the SDK also refuses
-some constructs where Python and Rust differ, which we evaluate with Python's semantics.
+on RE2 (domain/linear_regex.py: linear time, `$` = end of string as in the SDK's Rust-compatibility
+rewrite and the flags service); patterns only Python's `re` reads (backreferences, lookaround) match
+nothing here, and the API refuses them when a flag is saved.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import contextlib
 import json
 import math
 import re
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from operator import eq, ge, gt, le, lt, ne
 from typing import Any
+
+from domain.linear_regex import Matcher, RegexError, compile_pattern, search
 
 PropertyMatcher = Callable[[Mapping[str, Any]], bool | None]
 _ValueTest = Callable[[Any], bool | None]
@@ -34,8 +36,6 @@ class InconclusiveMatchError(Exception):
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _NUMERIC_STRING = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TRUTHS = {"true": True, "false": False}
-# Escapes, character classes (a leading `]` is literal) and `$`: the tokens the Rust rewrite must tell apart.
-_REGEX_TOKENS = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|\$", re.DOTALL)
 _RELATIVE_DATE = re.compile(r"^-?(?P<number>[0-9]+)(?P<interval>[a-z])$")
 _BARE_YEAR, _SPACED_OFFSET = re.compile(r"\d{4}"), re.compile(r" ([+-]\d{2}:\d{2})$")
 # Keyed by the positive operator; `not_<op>` negates it.
@@ -211,19 +211,11 @@ def _semver_bounds(operator: str, value: Any) -> tuple[tuple[int, ...], tuple[in
     return (major, minor, patch), ((0, minor + 1, 0) if minor > 0 else (0, 0, patch + 1))
 
 
-def _strict_end_anchors(pattern: str) -> str:
-    """Unescaped `$` outside classes becomes `\\Z`: Rust's `$` never matches before a final newline."""
-    return _REGEX_TOKENS.sub(lambda token: r"\Z" if token[0] == "$" else token[0], pattern)
-
-
-def _compile_regex(pattern: str) -> re.Pattern[str] | None:
-    with warnings.catch_warnings():
-        # Python warns about possible future set syntax (`[[`, `--`); the pattern is the user's, not ours.
-        warnings.simplefilter("ignore")
-        try:
-            return re.compile(_strict_end_anchors(pattern))
-        except (re.error, RecursionError, OverflowError):
-            return None
+def _compile_regex(pattern: str) -> Matcher | None:
+    try:
+        return compile_pattern(pattern)
+    except RegexError:
+        return None
 
 
 def _exact_target(value: Any) -> Callable[[str, Any], bool]:
@@ -265,7 +257,7 @@ def _regex_test(operator: str, value: Any) -> _ValueTest:
     def test(raw: Any) -> bool:
         text = to_property_string(raw)
         # An invalid pattern matches nothing, for not_regex too.
-        return regex is not None and (regex.search(text) is not None) is not negate
+        return regex is not None and search(regex, text) is not negate
 
     return test
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from domain.drf_fields import boolean
 from domain.errors import ValidationFailed
+from domain.linear_regex import check_filter_regexes
 
 DEFAULT_ROLLOUT_PERCENTAGE = 100
 FLAG_KEY_MAX_LENGTH = 400  # FeatureFlag.key max_length
@@ -162,6 +163,7 @@ def validate_flag_filters(filters: Mapping[str, Any]) -> None:
         if group.get("variant") and group["variant"] not in variant_keys:
             raise _filters_error(MSG_VARIANT_OVERRIDE)
     _check_payloads(filters, variant_keys)
+    check_filter_regexes(filters, "filters")
 
 
 def holdout_filters_for_flag(holdout_id: int | None, holdout_filters: list[Any] | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
+from typing import Any
 
 PROJECT_TOKEN_PREFIX = "phc_"
 PERSONAL_KEY_PREFIX = "phx_"
@@ -80,3 +81,24 @@ def scopes_allow(granted: list[str], required: str) -> bool:
         return True
     obj, _, action = required.partition(":")
     return action == "read" and f"{obj}:write" in granted
+
+
+def scope_not_granted(granted: list[str], requested: list[str]) -> str | None:
+    """The first of `requested` that a key holding `granted` may not hand on, else None: a key can
+    only create keys within its own scopes. An empty list means everything (legacy keys), so only a
+    key that has everything may create one."""
+    if not granted or "*" in granted:
+        return None
+    if not requested:
+        return "*"
+    return next((scope for scope in requested if scope == "*" or not scopes_allow(granted, scope)), None)
+
+
+def restriction_within(granted: list[Any] | None, requested: list[Any] | None) -> bool:
+    """A `scoped_teams` / `scoped_organizations` restriction handed on: unset means every one, so a
+    restricted key may only create keys restricted to a part of its own list."""
+    if not granted:
+        return True
+    if not requested:
+        return False
+    return {str(item) for item in requested} <= {str(item) for item in granted}

@@ -8,6 +8,7 @@ from typing import Any
 import pydantic
 
 from domain.errors import ValidationFailed
+from domain.linear_regex import check_filter_regexes
 from domain.metrics import LEGACY_METRIC_KINDS, safe_pydantic_errors
 from domain.metrics.schema import (
     ExperimentFunnelMetric,
@@ -55,6 +56,7 @@ def validate_saved_metric_query(query: Any) -> None:
         model.model_validate(dict(query))
     except pydantic.ValidationError as exc:
         raise ValidationFailed(str(safe_pydantic_errors(exc))) from None
+    check_filter_regexes(query, "query")
 
 
 def normalize_query_uuid(

@@ -19,11 +19,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from db.bootstrap import Credentials, bootstrap
+from db.bootstrap import Credentials
 from db.clickhouse.client import ClickHouse
-from db.engine import make_async_engine, make_sessionmaker
+from db.engine import make_async_engine
 from settings import Settings
 from tests.support.api_client import ApiClient
+from tests.support.bootstrap import run_bootstrap
 from tests.support.clickhouse import new_database
 from tests.support.databases import PostgresTemplates, SqliteTemplates
 from tests.support.postgres import postgres_available, postgres_cluster
@@ -118,13 +119,7 @@ def settings(tmp_path: Path, database_url: str, temporal_client: Client) -> Sett
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def credentials(settings: Settings) -> Credentials:
-    engine = make_async_engine(settings.database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            creds = await bootstrap(session, personal_api_key=None, project_api_token=None)
-            await session.commit()
-    finally:
-        await engine.dispose()
+    creds = await run_bootstrap(settings.database_url)
     assert creds is not None
     return creds
 

@@ -1,6 +1,8 @@
-"""docker-compose.yml and the Dockerfile, checked without Docker: the production stack must be
-configured through the variables settings.py reads, run the documented commands, and register
-every search attribute the workflows upsert (a missing one leaves workflows stuck)."""
+"""docker-compose.yml and the Dockerfile, checked without Docker (this machine has no Compose, so
+its interpolation rules are applied here): the production stack must be configured through the
+variables settings.py reads, run the documented commands, register every search attribute the
+workflows upsert (a missing one leaves workflows stuck), and refuse to start without a database
+password."""
 
 from __future__ import annotations
 
@@ -38,16 +40,33 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return result
 
 
-def interpolate(value: str) -> str:
-    """What Compose substitutes with no `.env`: `${NAME:-default}` becomes the default, `$$` is `$`."""
-    value = re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda match: match.group(1) or "", value)
-    return value.replace("$$", "$")
+# The one variable an operator must set (see the file's header).
+ENV = {"POSTGRES_PASSWORD": "s3cret-from-env"}
+_VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
-def environment(service: dict[str, Any]) -> dict[str, str]:
-    env = service.get("environment", {})
-    assert isinstance(env, dict), "environment as a mapping, so the anchor can be shared"
-    return {name: interpolate(str(value)) for name, value in env.items()}
+class ComposeRefuses(Exception):
+    """What `docker compose` does on `${NAME:?message}` with NAME unset or empty: it exits, saying so."""
+
+
+def interpolate(value: str, env: dict[str, str] = ENV) -> str:
+    """Compose's substitution: `${NAME:-default}`, `${NAME:?error}`, `${NAME}`; `$$` is `$`."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, argument = match.group(1), match.group(2) or "", match.group(3) or ""
+        value = env.get(name)
+        unset = value is None or (operator.startswith(":") and value == "")
+        if operator.endswith("?") and unset:
+            raise ComposeRefuses(f"required variable {name} is missing a value: {argument}")
+        return argument if unset and operator.endswith("-") else (value or "")
+
+    return _VARIABLE.sub(substitute, value).replace("$$", "$")
+
+
+def environment(service: dict[str, Any], env: dict[str, str] = ENV) -> dict[str, str]:
+    variables = service.get("environment", {})
+    assert isinstance(variables, dict), "environment as a mapping, so the anchor can be shared"
+    return {name: interpolate(str(value), env) for name, value in variables.items()}
 
 
 def script(service: dict[str, Any]) -> str:
@@ -88,6 +107,18 @@ def test_flagship_services_use_the_postgres_service(compose: dict[str, Any], nam
     assert url.drivername == "postgresql+psycopg"
     assert (url.host, url.port, url.database) == ("postgres", 5432, postgres["POSTGRES_DB"])
     assert (url.username, url.password) == (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"])
+
+
+@pytest.mark.parametrize("name", ["postgres", "temporal-schema", "temporal", *FLAGSHIP_SERVICES])
+def test_no_service_starts_without_a_database_password(compose: dict[str, Any], name: str) -> None:
+    service = services(compose)[name]
+    for missing in ({}, {"POSTGRES_PASSWORD": ""}):
+        with pytest.raises(ComposeRefuses, match="POSTGRES_PASSWORD"):
+            environment(service, missing)
+    assert ENV["POSTGRES_PASSWORD"] in "".join(environment(service).values())
+    # No default anywhere: every mention of the variable is the refusing form.
+    mentions = re.findall(r"\$\{POSTGRES_PASSWORD[^}]*\}", (ROOT / "docker-compose.yml").read_text())
+    assert mentions and all(found.startswith("${POSTGRES_PASSWORD:?") for found in mentions)
 
 
 @pytest.mark.parametrize("name", FLAGSHIP_SERVICES)

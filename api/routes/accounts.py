@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
-from api.deps import Auth, Principal, SessionDep, resolve_project
+from api.deps import Auth, Principal, SessionDep, check_organization_scope, resolve_project
 from api.errors import not_found, permission_denied
 from api.render import bad_request, page_params, paginated
 from api.routing import FlexRouter
@@ -20,7 +20,8 @@ from api.schemas.accounts import (
     team_basic,
 )
 from db import accounts
-from domain.keys import is_valid_scope, new_personal_api_key
+from db.tables import PersonalAPIKey
+from domain.keys import is_valid_scope, new_personal_api_key, restriction_within, scope_not_granted
 
 router = FlexRouter(tags=["accounts"])
 
@@ -86,6 +87,12 @@ async def create_key(
             raise bad_request(
                 "You must be a member of all teams that you are scoping the key to.", attr="scoped_teams"
             )
+    if any(org_id != user.organization_id for org_id in body.scoped_organizations or []):
+        raise bad_request(
+            "You must be a member of all organizations that you are scoping the key to.",
+            attr="scoped_organizations",
+        )
+    _check_no_escalation(principal.key, body)
     value = new_personal_api_key()
     key = await accounts.create_personal_key(
         session,
@@ -98,6 +105,23 @@ async def create_key(
     )
     await session.commit()
     return personal_key_out(key, value=value)
+
+
+def _check_no_escalation(key: PersonalAPIKey | None, body: PersonalAPIKeyCreate) -> None:
+    """Managing keys with a key is Flagship's extension (PostHog allows it only from a logged-in
+    session): the new key may do no more than the key creating it, or a project-scoped key could
+    mint an organization-wide `*` one."""
+    if key is None:
+        return
+    scope = scope_not_granted(list(key.scopes), body.scopes)
+    if scope is not None:
+        raise permission_denied(f"API key cannot create a key with scope '{scope}' that it does not have.")
+    if not restriction_within(key.scoped_teams, body.scoped_teams):
+        raise permission_denied("API key cannot create a key for projects outside its own scoped_teams.")
+    if not restriction_within(key.scoped_organizations, body.scoped_organizations):
+        raise permission_denied(
+            "API key cannot create a key for organizations outside its own scoped_organizations."
+        )
 
 
 @router.delete("/api/personal_api_keys/{key_id}/", status_code=204, summary="Delete a personal API key")
@@ -122,6 +146,7 @@ async def list_projects(
     session: SessionDep,
 ) -> dict[str, Any]:
     user = _require_user(principal)
+    check_organization_scope(principal, user.organization_id)
     limit, offset = page_params(request)
     count, rows = await accounts.projects_of_org(session, user.organization_id, limit=limit, offset=offset)
     scoped = principal.key.scoped_teams if principal.key else None
@@ -136,6 +161,10 @@ async def create_project(
     session: SessionDep,
 ) -> dict[str, Any]:
     user = _require_user(principal)
+    check_organization_scope(principal, user.organization_id)
+    if principal.key is not None and principal.key.scoped_teams:
+        # A new project would lie outside the key's own projects (PostHog's rule for org-level views).
+        raise permission_denied("API keys with scoped projects are only supported on project-based views.")
     project = await accounts.create_project(session, user.organization_id, body.name)
     project.timezone = body.timezone
     await session.commit()

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import ApiError, not_found, permission_denied
 from api.experiment_gateway import signal_experiment
+from api.experiments.fields import check_string
 from api.experiments.flag_writes import FLAG_UPDATE, apply_approved_flag_change
 from api.render import iso, page_params, paginated
 from api.routes.common import GatewayDep
@@ -217,13 +218,15 @@ async def approve(
     gateway: GatewayDep,
     body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> dict[str, Any]:
+    comment = check_string(
+        "comment", (body or {}).get("comment"), max_length=10**6, allow_null=True, allow_blank=True
+    )
     cr = await _request(session, ctx, cr_id)
     _require_open(cr)
     user_id = _user_id(ctx)
     _check(cr, user_id)
     decisions = await queries.decisions_of(session, cr.id)
     if not any(d["user_id"] == user_id and d["decision"] == "approved" for d in decisions):
-        comment = (body or {}).get("comment")
         session.add(
             ChangeRequestApproval(
                 change_request_id=cr.id, user_id=user_id, decision="approved", comment=comment

@@ -38,9 +38,9 @@ class CaptureRefused(Exception):
 
 
 def _bad_payload(error: PayloadError) -> CaptureRefused:
-    type_ = "validation_error" if error.code == "invalid_payload" else "invalid_request"
-    status = 413 if error.code == "payload_too_large" else 400
-    return CaptureRefused(error_response(status, type_, error.code, error.detail, error.attr))
+    return CaptureRefused(
+        error_response(error.status, error.error_type, error.code, error.detail, error.attr)
+    )
 
 
 def _envelope(request: SdkRequest) -> tuple[Any, list[Any]]:

@@ -95,7 +95,7 @@ async def update_flag(
     request: Request,
 ) -> dict[str, Any]:
     flag = await flag_queries.flag_by_id(session, ctx.project_id, flag_id)
-    if flag is None or (flag.deleted and body.deleted is not False):
+    if flag is None or (flag.deleted and ("deleted" not in body.model_fields_set or body.deleted)):
         raise not_found()
     changes = body.model_dump(exclude_unset=True)
     if "key" in changes:

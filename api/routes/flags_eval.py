@@ -96,7 +96,8 @@ def _payload(request: SdkRequest) -> dict[str, Any]:
             compression=request.query.get("compression"),
         )
     except PayloadError as error:
-        raise FlagsRequestError(error_response(400, "invalid_request", error.code, error.detail)) from None
+        response = error_response(error.status, error.error_type, error.code, error.detail, error.attr)
+        raise FlagsRequestError(response) from None
     if not isinstance(payload, dict):
         detail = "Failed to parse request: expected a JSON object."
         raise FlagsRequestError(error_response(400, "invalid_request", "parse_error", detail))

@@ -26,16 +26,19 @@ class FeatureFlagCreate(BaseModel):
 
 
 class FeatureFlagUpdate(BaseModel):
+    """Only the fields sent are applied (`exclude_unset`); none may be null, as none is in the
+    table (DRF: "This field may not be null.")."""
+
     model_config = ConfigDict(extra="ignore")
 
-    key: str | None = None
-    name: str | None = Field(default=None, max_length=2000)
-    filters: dict[str, Any] | None = None
-    active: bool | None = None
-    deleted: bool | None = None
-    ensure_experience_continuity: bool | None = None
-    evaluation_runtime: EvaluationRuntime | None = None
-    evaluation_tags: list[str] | None = None
+    key: str = ""
+    name: str = Field(default="", max_length=2000)
+    filters: dict[str, Any] = Field(default_factory=dict)
+    active: bool = True
+    deleted: bool = False
+    ensure_experience_continuity: bool = False
+    evaluation_runtime: EvaluationRuntime = "all"
+    evaluation_tags: list[str] = Field(default_factory=list)
 
 
 def rollout_percentage(filters: dict[str, Any]) -> int | float | None:

@@ -1,6 +1,6 @@
 """All SQLModel tables; importing this package registers them on `SQLModel.metadata`."""
 
-from db.tables.accounts import Organization, PersonalAPIKey, Project, User
+from db.tables.accounts import BootstrapKey, Organization, PersonalAPIKey, Project, User
 from db.tables.approvals import ApprovalPolicy, ChangeRequest, ChangeRequestApproval
 from db.tables.cohorts import Cohort
 from db.tables.events import Action, Event, EventDefinition
@@ -15,6 +15,7 @@ __all__ = [
     "Action",
     "AppliedOperation",
     "ApprovalPolicy",
+    "BootstrapKey",
     "ChangeRequest",
     "ChangeRequestApproval",
     "Cohort",

@@ -65,3 +65,13 @@ class PersonalAPIKey(SQLModel, table=True):
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump()
+
+
+class BootstrapKey(SQLModel, table=True):
+    """Every BOOTSTRAP_PERSONAL_API_KEY ever applied (its hash): a bootstrap key someone deleted
+    stays deleted at the next start, though the variable still holds it (compose keeps it set)."""
+
+    __tablename__ = "bootstrap_key"
+
+    secure_value: str = Field(sa_column=Column(String(300), primary_key=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

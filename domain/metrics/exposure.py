@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import pydantic
 
 from domain.errors import ValidationFailed
+from domain.linear_regex import check_filter_regexes
 from domain.metrics.schema import ActionsNode, ExperimentEventExposureConfig
 from domain.metrics.validation import safe_pydantic_errors
 
@@ -75,6 +76,7 @@ def validate_exposure_criteria(exposure_criteria: object) -> None:
             )
     if "exposure_config" in exposure_criteria:
         _check_exposure_config(exposure_criteria["exposure_config"])
+        check_filter_regexes(exposure_criteria["exposure_config"], "exposure_criteria")
 
 
 def validate_saved_metrics_ids(value: object) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pydantic
 
 from domain.errors import ValidationFailed
+from domain.linear_regex import check_filter_regexes
 from domain.metrics.schema import ExperimentFunnelMetric, ExperimentMetric
 
 LEGACY_METRIC_KINDS: frozenset[str] = frozenset({"ExperimentTrendsQuery", "ExperimentFunnelsQuery"})
@@ -101,6 +102,7 @@ def _validate_one(index: int, metric: object, attr: str | None) -> None:
         errors, hint = _narrow_and_truncate(safe_pydantic_errors(exc), metric.get("metric_type"))
         suffix = f" {hint}" if hint else ""
         raise fail(f"{errors}.{suffix}") from None
+    check_filter_regexes(metric, attr)
     if isinstance(validated, ExperimentFunnelMetric) and not validated.series:
         # The exposure event is prepended as step 0 at query time, so a user step is still needed.
         raise fail(

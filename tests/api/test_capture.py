@@ -257,12 +257,22 @@ async def test_values_the_store_cannot_hold(
     api: ApiClient, credentials: Credentials, engine: AsyncEngine
 ) -> None:
     token = credentials.project_api_token
-    for props in ('{"s": "\\ud800"}', '{"\\udfff": 1}'):
+    cases = [
+        ('{"s": "\\ud800"}', "D800", "batch__0__properties__s"),
+        ('{"\\udfff": 1}', "DFFF", "batch__0__properties"),  # a key counts against its object
+    ]
+    for props, code_point, attr in cases:
         content = f'{{"api_key": "{token}", "batch": [{{"event": "e", "distinct_id": "u", "properties": {props}}}]}}'
         r = await api.http.post(
             "/batch/", content=content.encode(), headers={"content-type": "application/json"}
         )
-        assert r.status_code == 400 and r.json()["code"] == "parse_error", (props, r.text)
+        assert r.status_code == 400, (props, r.text)
+        assert r.json() == {
+            "type": "validation_error",
+            "code": "surrogate_characters_not_allowed",
+            "detail": f"Surrogate characters are not allowed: U+{code_point}.",
+            "attr": attr,
+        }
     nul = event("a\u0000b", distinct_id="x\u0000y", properties={"k\u0000": "v\u0000"})
     assert (await api.http.post("/batch/", json=batch(credentials, nul))).status_code == 200
     (row,) = await stored(engine)

@@ -184,7 +184,7 @@ async def _check_once(
     api: ApiClient, settings: Settings, client: Client, exp: dict[str, Any], receiver: Receiver
 ) -> None:
     async def paused() -> bool:
-        return (await get(api, exp["id"]))["status"] == "paused"
+        return bool((await get(api, exp["id"]))["status"] == "paused")
 
     await eventually(paused, timeout=60)
 

@@ -145,7 +145,7 @@ async def test_a_harmful_variant_trips_its_guardrail_on_the_timer(api: ApiClient
     await seed(api, settings, exp, rates={"refund": {"control": 0.05, "test": 0.25}}, users=USERS)
 
     async def paused() -> bool:
-        return (await get(api, exp["id"]))["status"] == "paused"
+        return bool((await get(api, exp["id"]))["status"] == "paused")
 
     await eventually(paused, timeout=30)
     entry = next(e for e in await trail(api, exp["id"]) if e["via"] == "autopilot")
@@ -192,7 +192,7 @@ async def test_an_approval_policy_turns_the_action_into_a_change_request(
     assert ok.status_code == 200, ok.text
 
     async def paused() -> bool:
-        return (await get(api, exp["id"]))["status"] == "paused"
+        return bool((await get(api, exp["id"]))["status"] == "paused")
 
     await eventually(paused)
 

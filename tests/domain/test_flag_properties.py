@@ -201,7 +201,7 @@ def test_agrees_with_sdk_match_property() -> None:
         expected = _sdk_outcome(prop_filter, values)
         ours = compile_property(prop_filter)(values)
         if expected is None and operator in ("regex", "not_regex"):
-            # The SDK also defers regexes whose Rust and Python readings might differ; we use Python's.
+            # The SDK defers regexes whose Rust and Python readings might differ; we use RE2 (Rust's reading).
             continue
         compared += 1
         if ours is not expected:

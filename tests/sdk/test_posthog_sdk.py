@@ -7,7 +7,6 @@ a client without a personal key always asks `/flags`, one with it evaluates loca
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from posthog import Posthog
 from sqlmodel import Session, col, select
 
@@ -24,7 +22,7 @@ from db.bootstrap import Credentials
 from db.engine import make_sync_engine
 from db.tables import Event
 from settings import Settings
-from tests.support.postgres import free_port
+from tests.support.server import serve
 
 IDENTITIES = 10_000
 # /flags never reads the database, so the full run happens once (SQLite); PostgreSQL gets a shorter one
@@ -38,21 +36,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:`[a-z_]+` is deprecated:Deprecat
 @pytest.fixture
 def base_url(settings: Settings, credentials: Credentials) -> Iterator[str]:
     """The app on 127.0.0.1:<free port>, in a thread with its own event loop (the SDK speaks HTTP)."""
-    port = free_port()
-    # ws="none": no websocket stack to import (its deprecation warnings would be errors here).
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture

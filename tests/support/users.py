@@ -12,9 +12,14 @@ from settings import Settings
 
 
 async def make_user(
-    settings: Settings, project_id: int, *, scopes: list[str] | None = None
+    settings: Settings,
+    project_id: int,
+    *,
+    scopes: list[str] | None = None,
+    scoped_organizations: list[str] | None = None,
 ) -> tuple[int, str]:
-    """(user id, personal API key) of a new member of the project's organization."""
+    """(user id, personal API key) of a new member of the project's organization; the key's
+    `scoped_organizations` are written as given, unchecked (as older data may hold them)."""
     engine = make_async_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
@@ -32,7 +37,14 @@ async def make_user(
             await session.flush()
             assert user.id is not None
             key = new_personal_api_key()
-            await create_personal_key(session, user.id, value=key, label="test", scopes=scopes or ["*"])
+            await create_personal_key(
+                session,
+                user.id,
+                value=key,
+                label="test",
+                scopes=scopes or ["*"],
+                scoped_organizations=scoped_organizations,
+            )
             await session.commit()
             return user.id, key
     finally:
