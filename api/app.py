@@ -30,7 +30,7 @@ from api.routes import (
     saved_metrics,
     timeseries,
 )
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db.clickhouse.store import ClickHouseEvents
 from db.engine import make_async_engine, make_sessionmaker
 from db.events import EventWriter
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         # EVENTS_BACKEND=clickhouse: capture writes there and results are computed there.
         events = app.state.events = ClickHouseEvents.from_settings(settings)
         app.state.sessionmaker = make_sessionmaker(engine, events=events)
-        app.state.temporal = TemporalGateway(settings, temporal_client)
+        app.state.temporal = TemporalConnection(settings, temporal_client)
         app.state.flag_cache = await FlagCache.start(engine)
         app.state.query_limiter = QueryLimiter(
             app.state.sessionmaker, settings.query_concurrency, settings.query_timeout_seconds

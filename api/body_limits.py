@@ -1,7 +1,7 @@
 """What a request body may be, for every route: the size cap, the nesting limit, and no lone surrogates.
 
 One set of rules for the REST API (`BodyGuard`, ahead of FastAPI's parsing) and the SDK endpoints
-(api/sdk_asgi.py, api/capture_parse.py), so a hostile body gets the same clear 4xx everywhere:
+(api/sdk_asgi.py, api/sdk_payload.py), so a hostile body gets the same clear 4xx everywhere:
 
 - **20 MiB** (`MAX_BODY_BYTES`), as PostHog's capture: refused with 413 while the body streams in (a
   declared `Content-Length` past it before a byte is read), never buffered whole first.

@@ -17,7 +17,7 @@ from settings import Settings
 from workflows.client import connect
 
 
-class TemporalGateway:
+class TemporalConnection:
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         self.settings = settings
         self._client = client

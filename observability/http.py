@@ -7,7 +7,7 @@ bound once per (method, route, status) and reused.
 
 - Request id: the caller's `X-Request-ID` when it is plain and short, else a generated one;
   returned in the `X-Request-ID` response header and carried by every log line of the request
-  (observability.context) and into the workflow update (api/experiment_gateway.py).
+  (observability.context) and into the workflow update (api/experiment_updates.py).
 - Route label: the route template (`/api/projects/{project_id}/experiments/{experiment_id}/`),
   the SDK path (`/flags`), or `unmatched` for 404s: never the raw path.
 - Access log: INFO for API calls; SDK traffic (thousands per second) at DEBUG, 5xx at WARNING.

@@ -1,6 +1,6 @@
 """`duplicate/` and `copy_to_project/` (reference §4.7-4.8): a create body built from the source.
 
-The body then takes the ordinary create path (api/experiments/creation.py), so flag reuse or
+The body then takes the ordinary create path (api/experiments/create_experiment.py), so flag reuse or
 creation, metric checks and orderings follow the same rules as POST /experiments/.
 """
 

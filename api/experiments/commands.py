@@ -10,9 +10,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import ProjectContext
 from api.errors import ApiError, RawError, not_found
-from api.experiment_gateway import ExperimentUpdate, UpdateRejected, execute_update
+from api.experiment_updates import ExperimentUpdate, UpdateRejected, execute_update
 from api.experiments.render import experiment_out
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db import experiments as queries
 from db import operations
 from db.tables import Experiment, ExperimentActivity, FeatureFlag
@@ -35,7 +35,7 @@ def idempotency_key_reused() -> ApiError:
     )
 
 
-async def load(
+async def find_experiment(
     session: AsyncSession, ctx: ProjectContext, experiment_id: int, *, include_deleted: bool = False
 ) -> tuple[Experiment, FeatureFlag | None]:
     found = await queries.experiment_with_flag(session, experiment_id)
@@ -50,7 +50,7 @@ def observed_snapshot(experiment: Experiment, flag: FeatureFlag | None) -> Exper
 
 async def send(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     ctx: ProjectContext,
     experiment: Experiment,
     flag: FeatureFlag | None,
@@ -78,7 +78,7 @@ async def send(
     await session.commit()
     try:
         await execute_update(
-            gateway,
+            temporal,
             ExperimentUpdate(
                 project_id=ctx.project_id,
                 experiment_id=experiment_id,
@@ -92,7 +92,7 @@ async def send(
             ),
         )
     except UpdateRejected as rejected:
-        await _settle(session, gateway, ctx, experiment_id, op_id, update, rejected.error, observed)
+        await _settle(session, temporal, ctx, experiment_id, op_id, update, rejected.error, observed)
     return await answer(session, ctx, op_id, update)
 
 
@@ -120,7 +120,7 @@ def _same_operation(applied: str | None, requested: str) -> bool:
 
 async def _settle(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     ctx: ProjectContext,
     experiment_id: int,
     op_id: str,
@@ -140,9 +140,9 @@ async def _settle(
     if applied is None:
         await record_rejection(session, ctx, experiment_id, operation, error, observed)
         raise error from None
-    client = await gateway.client()
+    client = await temporal.client()
     await client.get_workflow_handle(experiment_workflow_id(ctx.project_id, experiment_id)).execute_update(
-        "resync", result_type=ExperimentSnapshot, rpc_timeout=gateway.rpc_timeout
+        "resync", result_type=ExperimentSnapshot, rpc_timeout=temporal.rpc_timeout
     )
 
 
@@ -182,7 +182,7 @@ async def record_rejection(
 
 async def evaluate_rules(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     ctx: ProjectContext,
     experiment: Experiment,
     flag: FeatureFlag | None,
@@ -203,7 +203,7 @@ async def evaluate_rules(
     await session.commit()
     try:
         decision: Decision = await execute_update(
-            gateway,
+            temporal,
             ExperimentUpdate(
                 project_id=ctx.project_id,
                 experiment_id=experiment.id,

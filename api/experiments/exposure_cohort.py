@@ -12,7 +12,7 @@ from api.deps import ProjectContext
 from api.errors import ApiError, RawError
 from api.experiments import commands
 from api.experiments.cohorts import cohort_out
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db.tables import Cohort, Experiment, FeatureFlag
 from domain.experiment_messages import UpdateRequest
 from domain.exposure_cohort import check_can_create, cohort_filters, cohort_name, exposure_target
@@ -38,12 +38,12 @@ def _new_cohort(ctx: ProjectContext, experiment: Experiment, flag: FeatureFlag) 
 
 async def create_exposure_cohort(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     ctx: ProjectContext,
     experiment_id: int,
     idempotency_key: str | None,
 ) -> dict[str, Any]:
-    experiment, flag = await commands.load(session, ctx, experiment_id)
+    experiment, flag = await commands.find_experiment(session, ctx, experiment_id)
     check_can_create(flag is not None, experiment.start_date, experiment.exposure_cohort_id)
     assert flag is not None
     cohort = _new_cohort(ctx, experiment, flag)
@@ -58,7 +58,14 @@ async def create_exposure_cohort(
     )
     try:
         await commands.send(
-            session, gateway, ctx, experiment, flag, update="update", arg=req, idempotency_key=idempotency_key
+            session,
+            temporal,
+            ctx,
+            experiment,
+            flag,
+            update="update",
+            arg=req,
+            idempotency_key=idempotency_key,
         )
     except (ApiError, RawError):
         # Not linked: hide the orphan so a retry does not leave two cohorts behind.

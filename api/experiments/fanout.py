@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import ProjectContext
 from api.errors import ApiError
 from api.experiments import commands
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db.tables import Experiment, FeatureFlag
 from domain.experiment_messages import UpdateRequest
 from domain.lifecycle import Status, stored_status
@@ -26,7 +26,7 @@ Plan = Callable[[Experiment, FeatureFlag | None], Awaitable[dict[str, Any] | Non
 
 async def update_each(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     ctx: ProjectContext,
     experiment_ids: Iterable[int],
     plan: Plan,
@@ -38,7 +38,7 @@ async def update_each(
     """
     for experiment_id in experiment_ids:
         try:
-            experiment, flag = await commands.load(session, ctx, experiment_id)
+            experiment, flag = await commands.find_experiment(session, ctx, experiment_id)
         except ApiError:
             continue  # soft-deleted since it was listed: its workflow takes no more writes
         fields = await plan(experiment, flag)
@@ -50,5 +50,5 @@ async def update_each(
             **({"changes": {}} | fields),
         )
         await commands.send(
-            session, gateway, ctx, experiment, flag, update="update", arg=req, idempotency_key=None
+            session, temporal, ctx, experiment, flag, update="update", arg=req, idempotency_key=None
         )

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import ProjectContext
 from api.errors import ApiError, RawError
 from api.experiments import commands
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db import flags as flag_queries
 from domain.experiment_messages import UpdateRequest
 from domain.flag_rules import parameters_from_flag_filters
@@ -20,12 +20,12 @@ log = logging.getLogger("flagship.api")
 
 
 async def sync_linked_experiments(
-    session: AsyncSession, gateway: TemporalGateway, ctx: ProjectContext, flag_id: int
+    session: AsyncSession, temporal: TemporalConnection, ctx: ProjectContext, flag_id: int
 ) -> list[int]:
     """Returns the experiments that could not be synced (Temporal down); the flag change stands."""
     failed: list[int] = []
     for experiment_id in await flag_queries.experiment_ids_for_flag(session, flag_id):
-        experiment, flag = await commands.load(session, ctx, experiment_id)
+        experiment, flag = await commands.find_experiment(session, ctx, experiment_id)
         if flag is None:
             continue
         parameters = parameters_from_flag_filters(experiment.parameters, flag.filters)
@@ -38,7 +38,7 @@ async def sync_linked_experiments(
         )
         try:
             await commands.send(
-                session, gateway, ctx, experiment, flag, update="update", arg=req, idempotency_key=None
+                session, temporal, ctx, experiment, flag, update="update", arg=req, idempotency_key=None
             )
         except (ApiError, RawError) as err:
             log.warning("flag %s: experiment %s not synced: %s", flag_id, experiment_id, err)

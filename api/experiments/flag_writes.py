@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import ProjectContext
 from api.errors import RawError, not_found
 from api.experiments.flag_sync import sync_linked_experiments
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db import approvals as approval_queries
 from db import flags as flag_queries
 from db.tables import ChangeRequest, FeatureFlag
@@ -49,7 +49,7 @@ async def gate_flag_write(
 
 async def write_flag(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     ctx: ProjectContext,
     flag: FeatureFlag,
     changes: dict[str, Any],
@@ -68,7 +68,7 @@ async def write_flag(
         await session.rollback()
         raise ValidationFailed(DUPLICATE_KEY, attr="key", code="unique") from None
     if "filters" in changes:
-        await sync_linked_experiments(session, gateway, ctx, flag_id)
+        await sync_linked_experiments(session, temporal, ctx, flag_id)
         session.expire_all()
         refreshed = await flag_queries.flag_by_id(session, ctx.project_id, flag_id)
         if refreshed is None:
@@ -78,7 +78,7 @@ async def write_flag(
 
 
 async def apply_approved_flag_change(
-    session: AsyncSession, gateway: TemporalGateway, ctx: ProjectContext, cr: ChangeRequest
+    session: AsyncSession, temporal: TemporalConnection, ctx: ProjectContext, cr: ChangeRequest
 ) -> None:
     """Apply a held-back flags-API write whose quorum is in (no workflow owns a bare flag)."""
     now = utcnow()
@@ -96,4 +96,4 @@ async def apply_approved_flag_change(
     cr.state, cr.applied_at, cr.updated_at, cr.applied_by_id = "applied", now, now, ctx.principal.user_id
     cr.result_data = {"flag_id": flag.id, "version": flag.version + 1}
     session.add(cr)
-    await write_flag(session, gateway, ctx, flag, dict(cr.intent.get("changes") or {}))
+    await write_flag(session, temporal, ctx, flag, dict(cr.intent.get("changes") or {}))

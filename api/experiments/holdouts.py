@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import ProjectContext
 from api.experiments.fanout import Plan, update_each
 from api.experiments.fields import check_string
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db.holdouts import detach_from_deleted_experiments, live_experiments_using
 from db.tables import Experiment, ExperimentHoldout, FeatureFlag
 from db.types import utcnow
@@ -77,7 +77,7 @@ def _flag_plan(holdout: dict[str, Any] | None, clear_holdout_id: bool) -> Plan:
 
 async def update_holdout(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     ctx: ProjectContext,
     holdout: ExperimentHoldout,
     body: dict[str, Any],
@@ -101,19 +101,19 @@ async def update_holdout(
     if changed:
         plan = _flag_plan({"id": holdout_id, "filters": new_filters}, clear_holdout_id=False)
         await update_each(
-            session, gateway, ctx, await live_experiments_using(session, ctx.project_id, holdout_id), plan
+            session, temporal, ctx, await live_experiments_using(session, ctx.project_id, holdout_id), plan
         )
 
 
 async def delete_holdout(
-    session: AsyncSession, gateway: TemporalGateway, ctx: ProjectContext, holdout: ExperimentHoldout
+    session: AsyncSession, temporal: TemporalConnection, ctx: ProjectContext, holdout: ExperimentHoldout
 ) -> None:
     """Detach every experiment (`holdout_id` null, `filters.holdout` null) first, then delete the row:
     an interrupted delete is completed by repeating it."""
     assert holdout.id is not None
     holdout_id = holdout.id
     using = await live_experiments_using(session, ctx.project_id, holdout_id)
-    await update_each(session, gateway, ctx, using, _flag_plan(None, clear_holdout_id=True))
+    await update_each(session, temporal, ctx, using, _flag_plan(None, clear_holdout_id=True))
     await detach_from_deleted_experiments(session, ctx.project_id, holdout_id)
     stored = await session.get(ExperimentHoldout, holdout_id)
     if stored is not None:

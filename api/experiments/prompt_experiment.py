@@ -7,8 +7,8 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import ProjectContext
-from api.experiments.creation import create_via_workflow
-from api.temporal import TemporalGateway
+from api.experiments.create_experiment import create_via_workflow
+from api.temporal import TemporalConnection
 from db import flags as flag_queries
 from db.experiment_names import flag_keys_starting_with
 from db.llm_prompts import existing_versions
@@ -61,7 +61,7 @@ async def prompt_experiment_body(session: AsyncSession, team_id: int, raw: dict[
 
 async def create_from_prompt(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     ctx: ProjectContext,
     raw: dict[str, Any],
     idempotency_key: str | None,
@@ -69,7 +69,7 @@ async def create_from_prompt(
     body = await prompt_experiment_body(session, ctx.project_id, raw)
     return await create_via_workflow(
         session,
-        gateway,
+        temporal,
         team_id=ctx.project_id,
         actor_id=ctx.principal.user_id,
         body=body,

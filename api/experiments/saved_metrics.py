@@ -12,7 +12,7 @@ from api.experiments.fanout import Plan, update_each
 from api.experiments.fields import check_json_list, check_string
 from api.render import iso
 from api.schemas.accounts import user_basic
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db import accounts
 from db.experiment_assets import links_of
 from db.saved_metrics import delete_links_of, live_experiments_linked
@@ -124,13 +124,13 @@ def _unlink_plan(session: AsyncSession, saved_metric_id: int) -> Plan:
 
 
 async def delete_saved_metric(
-    session: AsyncSession, gateway: TemporalGateway, ctx: ProjectContext, metric: ExperimentSavedMetric
+    session: AsyncSession, temporal: TemporalConnection, ctx: ProjectContext, metric: ExperimentSavedMetric
 ) -> None:
     """Unlink it from every live experiment (their orderings drop its uuid), then delete the row."""
     assert metric.id is not None
     metric_id = metric.id
     linked = await live_experiments_linked(session, metric_id)
-    await update_each(session, gateway, ctx, linked, _unlink_plan(session, metric_id))
+    await update_each(session, temporal, ctx, linked, _unlink_plan(session, metric_id))
     await delete_links_of(session, metric_id)
     stored = await session.get(ExperimentSavedMetric, metric_id)
     if stored is not None:

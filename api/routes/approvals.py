@@ -16,13 +16,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import ApiError, not_found, permission_denied
-from api.experiment_gateway import signal_experiment
+from api.experiment_updates import signal_experiment
 from api.experiments.fields import check_string
 from api.experiments.flag_writes import FLAG_UPDATE, apply_approved_flag_change
 from api.render import iso, page_params, paginated
-from api.routes.common import GatewayDep
+from api.routes.common import TemporalDep
 from api.routing import FlexRouter
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db import accounts
 from db import approvals as queries
 from db.tables import ApprovalPolicy, ChangeRequest, ChangeRequestApproval
@@ -215,7 +215,7 @@ async def approve(
     cr_id: str,
     ctx: Annotated[ProjectContext, CR_WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> dict[str, Any]:
     comment = check_string(
@@ -241,9 +241,9 @@ async def approve(
     await session.commit()
     if cr.state == "approved" and cr.experiment_id is not None:
         signal = ApprovalGranted(change_request_id=cr.id, approver_id=user_id, source="api")
-        await signal_experiment(gateway, ctx.project_id, cr.experiment_id, "approval_granted", signal)
+        await signal_experiment(temporal, ctx.project_id, cr.experiment_id, "approval_granted", signal)
     elif cr.state == "approved" and cr.intent.get("operation") == FLAG_UPDATE:
-        await apply_approved_flag_change(session, gateway, ctx, cr)
+        await apply_approved_flag_change(session, temporal, ctx, cr)
     return await change_request_body(session, cr, user_id)
 
 
@@ -263,7 +263,7 @@ def _check(cr: ChangeRequest, user_id: int) -> None:
 
 
 async def _close(
-    session: AsyncSession, gateway: TemporalGateway, ctx: ProjectContext, cr: ChangeRequest, state: str
+    session: AsyncSession, temporal: TemporalConnection, ctx: ProjectContext, cr: ChangeRequest, state: str
 ) -> dict[str, Any]:
     user_id = _user_id(ctx)
     cr.state, cr.updated_at = state, utcnow()
@@ -273,26 +273,26 @@ async def _close(
     await session.commit()
     if cr.experiment_id is not None:
         closed = ChangeRequestClosed(change_request_id=cr.id, state=state, actor_id=user_id)  # type: ignore[arg-type]
-        await signal_experiment(gateway, ctx.project_id, cr.experiment_id, "change_request_closed", closed)
+        await signal_experiment(temporal, ctx.project_id, cr.experiment_id, "change_request_closed", closed)
     return await change_request_body(session, cr, user_id)
 
 
 @router.post("/change_requests/{cr_id}/reject/", summary="Reject a change request")
 async def reject(
-    cr_id: str, ctx: Annotated[ProjectContext, CR_WRITE], session: SessionDep, gateway: GatewayDep
+    cr_id: str, ctx: Annotated[ProjectContext, CR_WRITE], session: SessionDep, temporal: TemporalDep
 ) -> dict[str, Any]:
     cr = await _request(session, ctx, cr_id)
     _require_open(cr)
     _check(cr, _user_id(ctx))
-    return await _close(session, gateway, ctx, cr, "rejected")
+    return await _close(session, temporal, ctx, cr, "rejected")
 
 
 @router.post("/change_requests/{cr_id}/cancel/", summary="Withdraw your own change request")
 async def cancel(
-    cr_id: str, ctx: Annotated[ProjectContext, CR_WRITE], session: SessionDep, gateway: GatewayDep
+    cr_id: str, ctx: Annotated[ProjectContext, CR_WRITE], session: SessionDep, temporal: TemporalDep
 ) -> dict[str, Any]:
     cr = await _request(session, ctx, cr_id)
     _require_open(cr)
     if cr.created_by_id != _user_id(ctx):
         raise permission_denied("Only the requester can cancel a change request.")
-    return await _close(session, gateway, ctx, cr, "cancelled")
+    return await _close(session, temporal, ctx, cr, "cancelled")

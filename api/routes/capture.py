@@ -10,17 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.capture_parse import (
-    PayloadError,
-    batch_clock,
-    capture_token,
-    decode_body,
-    group_types_seen,
-    parse_events,
-    raw_events,
-)
+from api.capture_parse import batch_clock, capture_token, group_types_seen, parse_events, raw_events
 from api.flag_cache import FlagCache, ProjectFlags
 from api.sdk_asgi import Routes, SdkRequest, SdkResponse, bearer_token, error_response, json_response
+from api.sdk_payload import PayloadError, decode_body
 from db.events import EventRow, EventWriter, WriterFull, ensure_group_types
 from db.tables.groups import MAX_GROUP_TYPES
 from db.types import utcnow

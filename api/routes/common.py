@@ -6,15 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import Body, Depends, Header, Request
 
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 
 
-def _gateway(request: Request) -> TemporalGateway:
-    gateway: TemporalGateway = request.app.state.temporal
-    return gateway
+def _temporal(request: Request) -> TemporalConnection:
+    temporal: TemporalConnection = request.app.state.temporal
+    return temporal
 
 
-GatewayDep = Annotated[TemporalGateway, Depends(_gateway)]
+TemporalDep = Annotated[TemporalConnection, Depends(_temporal)]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retries with the same key return the first result."),

@@ -2,7 +2,7 @@
 flags, flag-implementation check, velocity stats and prompt experiments.
 
 Registered before api/routes/experiments.py: `/experiments/stats/` must not reach `/{experiment_id}/`.
-Every experiment this creates or changes goes through its workflow (api/experiments/creation.py,
+Every experiment this creates or changes goes through its workflow (api/experiments/create_experiment.py,
 api/experiments/commands.py).
 """
 
@@ -22,13 +22,13 @@ from api.experiments.clone import (
     clone_body,
     resolve_copy_target,
 )
-from api.experiments.creation import create_via_workflow
+from api.experiments.create_experiment import create_via_workflow
 from api.experiments.eligible_flags import eligible_flags
 from api.experiments.exposure_cohort import create_exposure_cohort
 from api.experiments.fields import check_body_is_object
 from api.experiments.prompt_experiment import create_from_prompt
 from api.experiments.render import experiment_out
-from api.routes.common import GatewayDep, IdempotencyKey, RawBody
+from api.routes.common import IdempotencyKey, RawBody, TemporalDep
 from api.routing import FlexRouter
 from db import experiment_stats
 from db.types import utcnow
@@ -106,13 +106,13 @@ async def experiment_from_prompt(
     body: RawBody,
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     # Reading the prompt's versions needs prompt access too: experiment:write alone could probe names.
     check_scope(ctx.principal, "llm_prompt:read", secret_allowed=False)
     experiment, flag = await create_from_prompt(
-        session, gateway, ctx, check_body_is_object(body), idempotency_key
+        session, temporal, ctx, check_body_is_object(body), idempotency_key
     )
     return await experiment_out(session, experiment, flag=flag, user_access_level=commands.access_level(ctx))
 
@@ -126,11 +126,11 @@ async def duplicate(
     experiment_id: int,
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     body: RawBody = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    source, flag = await commands.load(session, ctx, experiment_id)
+    source, flag = await commands.find_experiment(session, ctx, experiment_id)
     await check_not_legacy(session, source, LEGACY_DUPLICATE)
     data = _object(body)
     create_body = await clone_body(
@@ -142,7 +142,7 @@ async def duplicate(
         name=data.get("name"),
     )
     experiment, new_flag = await create_via_workflow(
-        session, gateway, team_id=ctx.project_id, actor_id=ctx.principal.user_id, body=create_body,
+        session, temporal, team_id=ctx.project_id, actor_id=ctx.principal.user_id, body=create_body,
         update_id=idempotency_key, request={"duplicate": experiment_id, "body": data},
     )  # fmt: skip
     return await experiment_out(
@@ -159,11 +159,11 @@ async def copy_to_project(
     experiment_id: int,
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     body: RawBody = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    source, flag = await commands.load(session, ctx, experiment_id)
+    source, flag = await commands.find_experiment(session, ctx, experiment_id)
     await check_not_legacy(session, source, LEGACY_COPY)
     data = _object(body)
     target = await resolve_copy_target(session, ctx, data)
@@ -172,7 +172,7 @@ async def copy_to_project(
         session, source, flag, target.id, feature_flag_key=data.get("feature_flag_key"), name=data.get("name")
     )
     experiment, new_flag = await create_via_workflow(
-        session, gateway, team_id=target.id, actor_id=ctx.principal.user_id, body=create_body,
+        session, temporal, team_id=target.id, actor_id=ctx.principal.user_id, body=create_body,
         update_id=idempotency_key, request={"copy": experiment_id, "body": data},
     )  # fmt: skip
     return await experiment_out(
@@ -189,7 +189,7 @@ async def exposure_cohort(
     experiment_id: int,
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    return await create_exposure_cohort(session, gateway, ctx, experiment_id, idempotency_key)
+    return await create_exposure_cohort(session, temporal, ctx, experiment_id, idempotency_key)

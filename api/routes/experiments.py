@@ -13,15 +13,15 @@ from fastapi.responses import Response
 
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.experiments import commands
-from api.experiments.creation import create_via_workflow
+from api.experiments.create_experiment import create_via_workflow
 from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice, check_string
 from api.experiments.render import experiment_out, experiments_out
 from api.experiments.ship import already_applied, ship_request
 from api.experiments.update import build_update_request
 from api.render import bad_request, iso, page_params, paginated
-from api.routes.common import GatewayDep, IdempotencyKey, RawBody
+from api.routes.common import IdempotencyKey, RawBody, TemporalDep
 from api.routing import FlexRouter
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db import experiments as queries
 from db.experiment_list import ORDER_FIELDS, ExperimentFilters, list_experiments
 from db.types import utcnow
@@ -74,14 +74,14 @@ async def list_(
 async def create(
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     body: RawBody = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     body = check_body_is_object(body)
     experiment, flag = await create_via_workflow(
         session,
-        gateway,
+        temporal,
         team_id=ctx.project_id,
         actor_id=ctx.principal.user_id,
         body=body,
@@ -94,7 +94,7 @@ async def create(
 async def retrieve(
     experiment_id: int, ctx: Annotated[ProjectContext, READ], session: SessionDep
 ) -> dict[str, Any]:
-    experiment, _ = await commands.load(session, ctx, experiment_id)
+    experiment, _ = await commands.find_experiment(session, ctx, experiment_id)
     return await experiment_out(session, experiment, user_access_level=commands.access_level(ctx))
 
 
@@ -103,15 +103,15 @@ async def _patch(
     body: Any,
     ctx: ProjectContext,
     session: SessionDep,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     body = check_body_is_object(body)
     restoring = body.get("deleted") is False
-    experiment, flag = await commands.load(session, ctx, experiment_id, include_deleted=restoring)
+    experiment, flag = await commands.find_experiment(session, ctx, experiment_id, include_deleted=restoring)
     req = await build_update_request(session, experiment, flag, ctx.principal.user_id, body)
     return await commands.send(
-        session, gateway, ctx, experiment, flag, update="update", arg=req, idempotency_key=idempotency_key
+        session, temporal, ctx, experiment, flag, update="update", arg=req, idempotency_key=idempotency_key
     )
 
 
@@ -120,11 +120,11 @@ async def partial_update(
     experiment_id: int,
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     body: RawBody = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    return await _patch(experiment_id, body, ctx, session, gateway, idempotency_key)
+    return await _patch(experiment_id, body, ctx, session, temporal, idempotency_key)
 
 
 @router.put("/experiments/{experiment_id}/", summary="Update an experiment (all required fields)")
@@ -132,7 +132,7 @@ async def update(
     experiment_id: int,
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     body: RawBody = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
@@ -141,7 +141,7 @@ async def update(
     for field in PUT_REQUIRED:
         if field not in body:
             raise ValidationFailed("This field is required.", attr=field, code="required")
-    return await _patch(experiment_id, body, ctx, session, gateway, idempotency_key)
+    return await _patch(experiment_id, body, ctx, session, temporal, idempotency_key)
 
 
 @router.delete("/experiments/{experiment_id}/", status_code=405, summary="Hard delete is not allowed")
@@ -180,15 +180,15 @@ async def _action(
     body: Any,
     ctx: ProjectContext,
     session: SessionDep,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     idempotency_key: str | None,
 ) -> dict[str, Any]:
-    experiment, flag = await commands.load(session, ctx, experiment_id)
+    experiment, flag = await commands.find_experiment(session, ctx, experiment_id)
     req = _transition_request(operation, body, ctx)
     if await already_applied(session, experiment, operation, req):
         return await experiment_out(session, experiment, user_access_level=commands.access_level(ctx))
     return await commands.send(
-        session, gateway, ctx, experiment, flag, update=operation, arg=req, idempotency_key=idempotency_key
+        session, temporal, ctx, experiment, flag, update=operation, arg=req, idempotency_key=idempotency_key
     )
 
 
@@ -197,11 +197,11 @@ def _register_action(operation: Operation, summary: str) -> None:
         experiment_id: int,
         ctx: Annotated[ProjectContext, WRITE],
         session: SessionDep,
-        gateway: GatewayDep,
+        temporal: TemporalDep,
         body: RawBody = None,
         idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
-        return await _action(operation, experiment_id, body, ctx, session, gateway, idempotency_key)
+        return await _action(operation, experiment_id, body, ctx, session, temporal, idempotency_key)
 
     endpoint.__name__ = f"experiment_{operation}"
     router.add_api_route(
@@ -227,17 +227,17 @@ for _operation, _summary in (
     summary="Evaluate the autopilot rules now (scheduling_config.autopilot) and act on the decision",
 )
 async def evaluate_rules(
-    experiment_id: int, ctx: Annotated[ProjectContext, WRITE], session: SessionDep, gateway: GatewayDep
+    experiment_id: int, ctx: Annotated[ProjectContext, WRITE], session: SessionDep, temporal: TemporalDep
 ) -> dict[str, Any]:
-    experiment, flag = await commands.load(session, ctx, experiment_id)
-    return await commands.evaluate_rules(session, gateway, ctx, experiment, flag)
+    experiment, flag = await commands.find_experiment(session, ctx, experiment_id)
+    return await commands.evaluate_rules(session, temporal, ctx, experiment, flag)
 
 
 @router.get("/experiments/{experiment_id}/activity/", summary="Audit trail of the experiment's transitions")
 async def activity(
     request: Request, experiment_id: int, ctx: Annotated[ProjectContext, READ], session: SessionDep
 ) -> dict[str, Any]:
-    await commands.load(session, ctx, experiment_id)
+    await commands.find_experiment(session, ctx, experiment_id)
     limit, offset = page_params(request)
     count, rows = await queries.activity_of(
         session, ctx.project_id, experiment_id, limit=limit, offset=offset

@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from api.capture_parse import PayloadError, body_token, decode_body, query_token
 from api.flag_cache import FlagCache, FlagMetadata, ProjectFlags
 from api.sdk_asgi import Routes, SdkRequest, SdkResponse, bearer_token, error_response
+from api.sdk_payload import PayloadError, body_token, decode_body, query_token
 from domain.flag_evaluation import FlagResult, evaluate_flags
 
 NO_TOKEN = "No API token provided. Please include a valid API token in your request."

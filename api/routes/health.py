@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.routing import FlexRouter
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db.clickhouse.store import ClickHouseEvents
 
 router = FlexRouter(tags=["health"])
@@ -30,10 +30,10 @@ async def _check_database(request: Request) -> str:
         return f"unavailable ({type(exc).__name__})"
 
 
-async def _check_temporal(gateway: TemporalGateway) -> str:
+async def _check_temporal(temporal: TemporalConnection) -> str:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            client = await gateway.client()
+            client = await temporal.client()
             ok = await client.service_client.check_health()
         return "ok" if ok else "unavailable (not serving)"
     except Exception as exc:

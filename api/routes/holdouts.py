@@ -16,7 +16,7 @@ from api.experiments import holdouts as service
 from api.experiments.fields import check_body_is_object
 from api.experiments.render import holdout_out
 from api.render import page_params, paginated
-from api.routes.common import GatewayDep, RawBody
+from api.routes.common import RawBody, TemporalDep
 from api.routing import FlexRouter
 from api.schemas.accounts import user_basic
 from db import accounts
@@ -72,12 +72,12 @@ async def _update(
     body: Any,
     ctx: ProjectContext,
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
     *,
     partial: bool,
 ) -> dict[str, Any]:
     holdout = await _get(session, ctx, holdout_id)
-    await service.update_holdout(session, gateway, ctx, holdout, check_body_is_object(body), partial=partial)
+    await service.update_holdout(session, temporal, ctx, holdout, check_body_is_object(body), partial=partial)
     return await _render(session, await _get(session, ctx, holdout_id))
 
 
@@ -87,9 +87,9 @@ async def partial_update(
     body: RawBody,
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
 ) -> dict[str, Any]:
-    return await _update(holdout_id, body, ctx, session, gateway, partial=True)
+    return await _update(holdout_id, body, ctx, session, temporal, partial=True)
 
 
 @router.put("/experiment_holdouts/{holdout_id}/", summary="Replace a holdout (experiments' flags follow)")
@@ -98,14 +98,14 @@ async def update(
     body: RawBody,
     ctx: Annotated[ProjectContext, WRITE],
     session: SessionDep,
-    gateway: GatewayDep,
+    temporal: TemporalDep,
 ) -> dict[str, Any]:
-    return await _update(holdout_id, body, ctx, session, gateway, partial=False)
+    return await _update(holdout_id, body, ctx, session, temporal, partial=False)
 
 
 @router.delete("/experiment_holdouts/{holdout_id}/", status_code=204, summary="Delete a holdout")
 async def destroy(
-    holdout_id: int, ctx: Annotated[ProjectContext, WRITE], session: SessionDep, gateway: GatewayDep
+    holdout_id: int, ctx: Annotated[ProjectContext, WRITE], session: SessionDep, temporal: TemporalDep
 ) -> Response:
-    await service.delete_holdout(session, gateway, ctx, await _get(session, ctx, holdout_id))
+    await service.delete_holdout(session, temporal, ctx, await _get(session, ctx, holdout_id))
     return Response(status_code=204)

@@ -15,7 +15,7 @@ from api.errors import not_found
 from api.experiments import saved_metrics as service
 from api.experiments.fields import check_body_is_object
 from api.render import page_params, paginated
-from api.routes.common import GatewayDep, RawBody
+from api.routes.common import RawBody, TemporalDep
 from api.routing import FlexRouter
 from db import accounts
 from db.saved_metrics import list_saved_metrics, saved_metric_by_id
@@ -78,7 +78,7 @@ async def update(
 
 @router.delete("/experiment_saved_metrics/{metric_id}/", status_code=204, summary="Delete a saved metric")
 async def destroy(
-    metric_id: int, ctx: Annotated[ProjectContext, WRITE], session: SessionDep, gateway: GatewayDep
+    metric_id: int, ctx: Annotated[ProjectContext, WRITE], session: SessionDep, temporal: TemporalDep
 ) -> Response:
-    await service.delete_saved_metric(session, gateway, ctx, await _get(session, ctx, metric_id))
+    await service.delete_saved_metric(session, temporal, ctx, await _get(session, ctx, metric_id))
     return Response(status_code=204)

@@ -18,7 +18,7 @@ from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.errors import not_found, service_unavailable
 from api.render import bad_request, iso
 from api.routing import FlexRouter
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db import experiments as queries
 from db import timeseries as store
 from db.tables import Experiment, ExperimentMetricResult, ExperimentTimeseriesRecalculation
@@ -55,11 +55,11 @@ async def _start(
     request: Request, session: AsyncSession, row: ExperimentTimeseriesRecalculation
 ) -> ExperimentTimeseriesRecalculation:
     """Start the request's workflow; if that fails the row is `failed` (upstream) and we answer 503."""
-    gateway: TemporalGateway = request.app.state.temporal
+    temporal: TemporalConnection = request.app.state.temporal
     try:
-        client = await gateway.client()
+        client = await temporal.client()
         await start_recalculation(
-            client, row.id, task_queue=gateway.task_queue, rpc_timeout=gateway.rpc_timeout
+            client, row.id, task_queue=temporal.task_queue, rpc_timeout=temporal.rpc_timeout
         )
     except Exception as exc:
         await store.set_recalculation(session, row.id, "failed")

@@ -18,10 +18,10 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.experiment_gateway import ExperimentUpdate, UpdateRejected, execute_update
+from api.experiment_updates import ExperimentUpdate, UpdateRejected, execute_update
 from api.experiments.commands import idempotency_key_reused
-from api.experiments.create import build_create_request
-from api.temporal import TemporalGateway
+from api.experiments.create_request import build_create_request
+from api.temporal import TemporalConnection
 from db import experiments as queries
 from db import operations
 from db.tables import Experiment, FeatureFlag
@@ -55,7 +55,7 @@ async def _experiment_id(session: AsyncSession, team_id: int, key: str | None, d
 
 async def create_via_workflow(
     session: AsyncSession,
-    gateway: TemporalGateway,
+    temporal: TemporalConnection,
     *,
     team_id: int,
     actor_id: int | None,
@@ -78,7 +78,7 @@ async def create_via_workflow(
     req.row["id"] = experiment_id
     try:
         await execute_update(
-            gateway,
+            temporal,
             ExperimentUpdate(
                 project_id=team_id,
                 experiment_id=experiment_id,

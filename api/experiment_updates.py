@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError, RawError, failure_response, not_found, service_unavailable
 from api.instrumentation import prepare_update, transition_outcome
-from api.temporal import TemporalGateway
+from api.temporal import TemporalConnection
 from db.types import utcnow
 from domain.experiment_messages import ExperimentSnapshot, WorkflowInput
 from domain.failures import Failure, FailureDetails
@@ -68,7 +68,7 @@ class ExperimentUpdate:
 
 
 def _start_operation(
-    gateway: TemporalGateway, call: ExperimentUpdate
+    temporal: TemporalConnection, call: ExperimentUpdate
 ) -> WithStartWorkflowOperation[Any, Any]:
     snapshot = call.start.snapshot
     status = snapshot.status.value if snapshot else "draft"
@@ -77,7 +77,7 @@ def _start_operation(
         EXPERIMENT_WORKFLOW_TYPE,
         call.start,
         id=call.workflow_id,
-        task_queue=gateway.task_queue,
+        task_queue=temporal.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=start_search_attributes(call.project_id, call.experiment_id, status, call.flag_key),
         memo={"name": name},
@@ -88,7 +88,7 @@ def _start_operation(
     )
 
 
-async def execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> Any:
+async def execute_update(temporal: TemporalConnection, call: ExperimentUpdate) -> Any:
     """Run one Update on the experiment's workflow (starting it if needed); bounded in time.
 
     The update carries the HTTP request's id (logged by the worker) and its deadline (`apply_by`),
@@ -97,10 +97,10 @@ async def execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> An
     """
     arg = prepare_update(call.arg, call.project_id, call.experiment_id, call.workflow_id)
     if "apply_by" in type(arg).model_fields:
-        arg = arg.model_copy(update={"apply_by": utcnow() + gateway.admission_window})
+        arg = arg.model_copy(update={"apply_by": utcnow() + temporal.admission_window})
     call = replace(call, arg=arg)
     try:
-        result = await _execute_update(gateway, call)
+        result = await _execute_update(temporal, call)
     except UpdateRejected as rejected:
         record_transition(call.name, transition_outcome(rejected.error))
         raise
@@ -108,12 +108,12 @@ async def execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> An
     return result
 
 
-async def _execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> Any:
+async def _execute_update(temporal: TemporalConnection, call: ExperimentUpdate) -> Any:
     """The common case is a running workflow, so a plain update goes first (one RPC, no
     multi-operation); only when the workflow is missing or closed does Update-With-Start run."""
-    client = await gateway.client()
+    client = await temporal.client()
     try:
-        async with asyncio.timeout(gateway.rpc_timeout.total_seconds() + 1):
+        async with asyncio.timeout(temporal.rpc_timeout.total_seconds() + 1):
             if call.start.snapshot is not None:
                 handle = client.get_workflow_handle(call.workflow_id)
                 try:
@@ -122,13 +122,13 @@ async def _execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> A
                         call.arg,
                         id=call.update_id,
                         result_type=call.result_type,
-                        rpc_timeout=gateway.rpc_timeout,
+                        rpc_timeout=temporal.rpc_timeout,
                     )
                     return result
                 except RPCError as err:
                     if err.status != RPCStatusCode.NOT_FOUND:
                         raise
-            return await _update_with_start(gateway, call)
+            return await _update_with_start(temporal, call)
     except WorkflowUpdateFailedError as err:
         raise UpdateRejected(map_failure(err.cause)) from None
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
@@ -137,9 +137,9 @@ async def _execute_update(gateway: TemporalGateway, call: ExperimentUpdate) -> A
         raise UpdateRejected(_map_rpc(err)) from None
 
 
-async def _update_with_start(gateway: TemporalGateway, call: ExperimentUpdate) -> Any:
-    client = await gateway.client()
-    op = _start_operation(gateway, call)
+async def _update_with_start(temporal: TemporalConnection, call: ExperimentUpdate) -> Any:
+    client = await temporal.client()
+    op = _start_operation(temporal, call)
     try:
         result: Any = await client.execute_update_with_start_workflow(
             call.name,
@@ -147,7 +147,7 @@ async def _update_with_start(gateway: TemporalGateway, call: ExperimentUpdate) -
             start_workflow_operation=op,
             id=call.update_id,
             result_type=call.result_type,
-            rpc_timeout=gateway.rpc_timeout,
+            rpc_timeout=temporal.rpc_timeout,
         )
         return result
     finally:
@@ -184,13 +184,13 @@ def map_failure(cause: BaseException | None) -> ApiError | RawError:
 
 
 async def signal_experiment(
-    gateway: TemporalGateway, project_id: int, experiment_id: int, name: str, arg: BaseModel
+    temporal: TemporalConnection, project_id: int, experiment_id: int, name: str, arg: BaseModel
 ) -> None:
     """Fire-and-forget to the experiment's workflow (approval decisions); bounded in time."""
-    client = await gateway.client()
+    client = await temporal.client()
     handle = client.get_workflow_handle(experiment_workflow_id(project_id, experiment_id))
     try:
-        async with asyncio.timeout(gateway.rpc_timeout.total_seconds() + 1):
-            await handle.signal(name, arg, rpc_timeout=gateway.rpc_timeout)
+        async with asyncio.timeout(temporal.rpc_timeout.total_seconds() + 1):
+            await handle.signal(name, arg, rpc_timeout=temporal.rpc_timeout)
     except (TimeoutError, RPCError) as err:
         raise _map_rpc(err) if isinstance(err, RPCError) else service_unavailable(NO_WORKER) from None
