@@ -1,0 +1,114 @@
+"""A real Flagship for browser tests: `python run.py` (embedded Temporal dev server, worker, API)
+on free ports, with its stdout on a pseudo-terminal so that it prints the console's sign-in link
+as it does for a person at a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from settings import ENVIRONMENT_VARIABLES
+from tests.test_run_smoke import free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 90.0  # cold start on 2 busy cores: migrations, dev server, worker and API imports
+LINK = re.compile(r"Sign in:\s+(http://\S+/#sign-in=([A-Za-z0-9]+))")
+
+
+@dataclass
+class Flagship:
+    process: subprocess.Popen[bytes]
+    master: int
+    data_dir: Path
+    port: int
+    ui_port: int
+    chunks: list[bytes] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+    def drain(self) -> None:
+        """Keep reading the terminal: a full pty buffer would block the children's logging."""
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+    def wait_for_link(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"run.py exited with {self.process.returncode}:\n{self.output()}")
+            found = LINK.search(self.output())
+            if found:
+                return found.group(1)
+            time.sleep(0.2)
+        raise RuntimeError(f"no sign-in link within {START_TIMEOUT:.0f} s:\n{self.output()}")
+
+    def credentials(self) -> dict[str, Any]:
+        return dict(json.loads((self.data_dir / "credentials.json").read_text()))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        os.close(self.master)
+
+
+def start_flagship(tmp: Path, extra_env: dict[str, str] | None = None) -> Flagship:
+    port, dev_port, ui_port = free_ports(3)
+    env = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT_VARIABLES}
+    data_dir = tmp / "data"
+    env |= {"DATA_DIR": str(data_dir), "PORT": str(port), "TEMPORAL_DEV_PORT": str(dev_port)}
+    env |= {"TEMPORAL_UI_PORT": str(ui_port), "LOG_LEVEL": "WARNING"} | (extra_env or {})
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py")],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,  # its own group: a stuck stop can be killed whole
+    )
+    os.close(slave)
+    flagship = Flagship(process, master, data_dir, port, ui_port)
+    threading.Thread(target=flagship.drain, daemon=True).start()
+    return flagship
+
+
+def wait_healthy(flagship: Flagship) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    with httpx.Client(timeout=5.0, trust_env=False) as http:
+        while time.monotonic() < deadline:
+            try:
+                if http.get(f"{flagship.base_url}/_health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+    raise RuntimeError(f"/_health did not answer within {START_TIMEOUT:.0f} s:\n{flagship.output()}")
