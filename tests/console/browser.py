@@ -52,4 +52,8 @@ def chrome(width: int = 1280, height: int = 900) -> tuple[object, Path]:
         options.add_argument(flag)
     driver_path = CHROMEDRIVER if os.path.exists(CHROMEDRIVER) else str(shutil.which("chromedriver"))
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    if width < 500:
+        # A desktop window cannot be narrower than ~500 px: emulate the phone's viewport instead.
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     return driver, profile

@@ -4,13 +4,19 @@
 import { get, projectPath, query } from "./api.js";
 import { badge, date, daysRunning, h, int, replace, statusOf } from "./dom.js";
 
-export const PAGE_SIZE = 50;
+// The API's own default page; `#/?limit=N` asks for another size.
+export const PAGE_SIZE = 100;
+
+function pageSize(params) {
+  const n = Number(params.get("limit"));
+  return Number.isInteger(n) && n > 0 && n <= 1000 ? n : PAGE_SIZE;
+}
 const STATUSES = ["all", "draft", "running", "paused", "stopped", "archived"];
 
 function listParams(params) {
   const status = params.get("status") || "all";
   const apiParams = {
-    limit: PAGE_SIZE,
+    limit: pageSize(params),
     offset: params.get("offset") || "",
     search: params.get("search") || "",
     order: "-created_at",
@@ -84,12 +90,13 @@ function row(exp, exposures) {
 
 function pager(params, page) {
   const offset = Number(params.get("offset") || 0);
+  const size = pageSize(params);
   const first = page.count ? offset + 1 : 0;
-  const last = Math.min(offset + PAGE_SIZE, page.count);
-  const prev = h("button", { class: "btn", type: "button", disabled: !page.previous }, "Previous");
-  const next = h("button", { class: "btn", type: "button", disabled: !page.next }, "Next");
-  prev.addEventListener("click", () => go(params, { offset: Math.max(0, offset - PAGE_SIZE) || "" }));
-  next.addEventListener("click", () => go(params, { offset: offset + PAGE_SIZE }));
+  const last = Math.min(offset + size, page.count);
+  const prev = h("button", { class: "btn", type: "button", id: "page-previous", disabled: !page.previous }, "Previous");
+  const next = h("button", { class: "btn", type: "button", id: "page-next", disabled: !page.next }, "Next");
+  prev.addEventListener("click", () => go(params, { offset: Math.max(0, offset - size) || "" }));
+  next.addEventListener("click", () => go(params, { offset: offset + size }));
   return h("nav", { class: "pager", "aria-label": "Pages" }, h("span", { class: "muted", id: "page-range" }, `${first}–${last} of ${int(page.count)}`), prev, next);
 }
 

@@ -40,6 +40,7 @@ function route() {
   const [path, search = ""] = hash.slice(1).split("?");
   const params = new URLSearchParams(search);
   const match = path.match(/^\/experiments\/(\d+)\/?$/);
+  delete main.dataset.rendered;
   main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
   if (match) experimentPage(main, Number(match[1]));
