@@ -199,6 +199,8 @@ def test_run_serves_the_api_and_temporal_ui_then_ctrl_c_stops_everything(
     assert http.get(f"http://127.0.0.1:{stack.ui_port}/").status_code == 200
     # The banner follows the API's first accepted connection, a moment after this test's.
     stack.wait_for_output(f"http://127.0.0.1:{stack.port}/docs")
+    # The console's sign-in link is for a person at a terminal, never for a log stream.
+    assert "#sign-in=" not in stack.output()
 
     stack.process.send_signal(signal.SIGINT)
     assert stack.process.wait(timeout=STOP_TIMEOUT) == 0, stack.output()

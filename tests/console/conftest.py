@@ -18,6 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "console-screenshots"
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    reason = browser_missing()
+    if reason:
+        terminalreporter.write_line(f"web console: browser tests skipped; {reason}", yellow=True)
+
+
 @pytest.fixture(scope="session")
 def flagship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flagship]:
     running = start_flagship(tmp_path_factory.mktemp("console"))

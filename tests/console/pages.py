@@ -36,7 +36,11 @@ def css(driver: WebDriver | WebElement, selector: str) -> list[WebElement]:
 
 
 def one(driver: WebDriver | WebElement, selector: str, timeout: float = TIMEOUT) -> WebElement:
-    return until(lambda: (css(driver, selector) or [None])[0], timeout, f"element {selector!r}")
+    def first() -> WebElement | None:
+        found = css(driver, selector)
+        return found[0] if found else None
+
+    return until(first, timeout, f"element {selector!r}")
 
 
 def text_of(driver: WebDriver, selector: str) -> str:
@@ -64,7 +68,9 @@ def open_experiment(driver: WebDriver, base_url: str, experiment_id: int) -> Non
         driver.refresh()  # the same address again is no navigation at all
     else:
         driver.get(url)
-    until(lambda: driver.find_element(By.ID, "main").get_attribute("data-rendered") == "experiment", what="page")
+    until(
+        lambda: driver.find_element(By.ID, "main").get_attribute("data-rendered") == "experiment", what="page"
+    )
 
 
 def press(driver: WebDriver, element: WebElement) -> None:

@@ -22,7 +22,10 @@ CHECKOUT = {
     "kind": "ExperimentMetric",
     "metric_type": "funnel",
     "name": "Checkout conversion",
-    "series": [{"kind": "EventsNode", "event": "checkout_started"}, {"kind": "EventsNode", "event": "purchase"}],
+    "series": [
+        {"kind": "EventsNode", "event": "checkout_started"},
+        {"kind": "EventsNode", "event": "purchase"},
+    ],
 }
 REVENUE_PER_VIEW = {
     "kind": "ExperimentMetric",
@@ -47,7 +50,9 @@ class Api:
     def path(self, rest: str) -> str:
         return f"/api/projects/{self.project_id}/{rest.lstrip('/')}"
 
-    def call(self, method: str, rest: str, json: Any = None, expect: int | tuple[int, ...] = (200, 201)) -> Any:
+    def call(
+        self, method: str, rest: str, json: Any = None, expect: int | tuple[int, ...] = (200, 201)
+    ) -> Any:
         response = self.http.request(method, self.path(rest), json=json)
         wanted = (expect,) if isinstance(expect, int) else expect
         assert response.status_code in wanted, f"{method} {rest}: {response.status_code} {response.text}"
@@ -98,9 +103,17 @@ def traffic(flag_key: str, start: datetime, users: int, seed: int = 7) -> list[d
         first = start + timedelta(seconds=span * (i + rng.random()) / users)
         lift = 1.25 if variant == "test" else 1.0
 
-        def event(name: str, after_s: float, props: dict[str, Any] | None = None, who: str = user) -> None:
-            when = min(first + timedelta(seconds=after_s), now)
-            events.append({"event": name, "distinct_id": who, "timestamp": _stamp(when), "properties": props or {}})
+        def event(
+            name: str,
+            after_s: float,
+            props: dict[str, Any] | None = None,
+            who: str = user,
+            at: datetime = first,
+        ) -> None:
+            when = min(at + timedelta(seconds=after_s), now)
+            events.append(
+                {"event": name, "distinct_id": who, "timestamp": _stamp(when), "properties": props or {}}
+            )
 
         event("$feature_flag_called", 0, {"$feature_flag": flag_key, "$feature_flag_response": variant})
         for k in range(rng.randint(1, 4)):
@@ -115,6 +128,8 @@ def traffic(flag_key: str, start: datetime, users: int, seed: int = 7) -> list[d
 def seeded_experiment(api: Api, name: str, flag_key: str, days: int = 30, users: int = 600) -> dict[str, Any]:
     """An experiment launched `days` ago with the three metrics, its traffic captured."""
     start = (datetime.now(UTC) - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
-    experiment = api.experiment(name=name, feature_flag_key=flag_key, start_date=_stamp(start), metrics=METRICS)
+    experiment = api.experiment(
+        name=name, feature_flag_key=flag_key, start_date=_stamp(start), metrics=METRICS
+    )
     api.capture(traffic(flag_key, start, users))
     return experiment

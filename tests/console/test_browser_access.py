@@ -10,7 +10,16 @@ import httpx
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
-from tests.console.pages import css, one, open_experiment, sign_in_with_key, signed_in, stored_key, text_of, until
+from tests.console.pages import (
+    css,
+    one,
+    open_experiment,
+    sign_in_with_key,
+    signed_in,
+    stored_key,
+    text_of,
+    until,
+)
 from tests.console.seed import Api
 from tests.console.stack import LINK, Flagship
 
@@ -45,10 +54,15 @@ def test_a_typed_key_signs_in_and_wrong_or_unscoped_keys_are_explained(
     sign_in_with_key(browser, flagship.base_url, "phx_not-a-real-key")
     until(lambda: "not valid" in text_of(browser, "#signin-error"), what="wrong-key message")
     assert stored_key(browser) is None
-    flags_only = admin.http.post("/api/personal_api_keys/", json={"label": "flags", "scopes": ["feature_flag:read"]})
+    flags_only = admin.http.post(
+        "/api/personal_api_keys/", json={"label": "flags", "scopes": ["feature_flag:read"]}
+    )
     assert flags_only.status_code == 201, flags_only.text
     sign_in_with_key(browser, flagship.base_url, flags_only.json()["value"])
-    until(lambda: "missing required scope 'experiment:read'" in text_of(browser, "#signin-error"), what="scope message")
+    until(
+        lambda: "missing required scope 'experiment:read'" in text_of(browser, "#signin-error"),
+        what="scope message",
+    )
     sign_in_with_key(browser, flagship.base_url, flagship.credentials()["personal_api_key"])
     until(lambda: signed_in(browser), what="signed in with a key")
     one(browser, "#sign-out").click()
@@ -59,7 +73,9 @@ def test_a_typed_key_signs_in_and_wrong_or_unscoped_keys_are_explained(
 def test_an_experiment_named_like_markup_shows_those_characters(
     flagship: Flagship, admin: Api, new_browser: Callable[..., Any]
 ) -> None:
-    exp = admin.experiment(name=XSS, feature_flag_key="xss-name", description=f"<script>alert(2)</script>{XSS}")
+    exp = admin.experiment(
+        name=XSS, feature_flag_key="xss-name", description=f"<script>alert(2)</script>{XSS}"
+    )
     browser = new_browser()
     sign_in_with_key(browser, flagship.base_url, flagship.credentials()["personal_api_key"])
     browser.get(f"{flagship.base_url}/#/?search=onerror")
@@ -85,5 +101,9 @@ def test_the_console_is_served_under_a_strict_content_security_policy(flagship: 
             policy = response.headers["content-security-policy"]
             assert "script-src 'self'" in policy and "default-src 'none'" in policy
             assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
-        assert http.get("/console/js/main.js").headers["content-type"].startswith(("text/javascript", "application/javascript"))
+        assert (
+            http.get("/console/js/main.js")
+            .headers["content-type"]
+            .startswith(("text/javascript", "application/javascript"))
+        )
         assert http.get("/console/nope.js").status_code == 404

@@ -18,14 +18,16 @@ function width(container) {
   return Math.max(280, Math.round((container && container.clientWidth) || 640));
 }
 
-// Round step (1, 2 or 5 × 10^k) giving about `count` ticks over [lo, hi].
+// Round step (1, 2 or 5 × 10^k) giving about `count` ticks; the ticks cover [lo, hi] entirely.
 export function ticks(lo, hi, count = 5) {
   const span = hi - lo || Math.abs(hi) || 1;
   const raw = span / count;
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * power).find((m) => m >= raw) || power * 10;
   const out = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step / 1e6; t += step) out.push(Math.abs(t) < step / 1e6 ? 0 : t);
+  const first = Math.floor(lo / step + 1e-9);
+  const last = Math.ceil(hi / step - 1e-9);
+  for (let i = first; i <= last; i += 1) out.push(i === 0 ? 0 : i * step);
   return out;
 }
 
@@ -54,10 +56,11 @@ export function intervalChart(container, rows, { goal = "increase", format, labe
   const hgt = top + rows.length * rowH + 26;
   const values = rows.flatMap((r) => [...(r.interval || []), r.delta]).filter((x) => x !== null && Number.isFinite(x));
   const extent = Math.max(0.01, ...values.map(Math.abs)) * 1.15;
-  const x = scale([-extent, extent], [left, w - 16]);
+  const xTicks = ticks(-extent, extent, w < 420 ? 4 : 6);
+  const x = scale([xTicks[0], xTicks[xTicks.length - 1]], [left, w - 24]);
   const svg = svgRoot(w, hgt, label);
   const axisY = top + rows.length * rowH;
-  for (const t of ticks(-extent, extent, w < 420 ? 4 : 6)) {
+  for (const t of xTicks) {
     svg.append(
       s("line", { x1: x(t), x2: x(t), y1: top, y2: axisY, class: t === 0 ? "zero" : "grid" }),
       s("text", { x: x(t), y: axisY + 16, "text-anchor": "middle", class: "tick" }, format(t)),
@@ -90,7 +93,7 @@ export function lineChart(container, days, series, { format, label, zero = false
   if (!Number.isFinite(lo)) [lo, hi] = [0, 1];
   if (lo === hi) [lo, hi] = [lo - 1, hi + 1];
   const margin = (hi - lo) * 0.08;
-  const yTicks = ticks(lo - margin, hi + margin, 4);
+  const yTicks = ticks(lo === 0 ? 0 : lo - margin, hi === 0 ? 0 : hi + margin, 4);
   const y = scale([yTicks[0], yTicks[yTicks.length - 1]], [hgt - pad.bottom, pad.top]);
   const x = scale([0, Math.max(1, days.length - 1)], [pad.left, w - pad.right]);
   const svg = svgRoot(w, hgt, label);
@@ -99,7 +102,10 @@ export function lineChart(container, days, series, { format, label, zero = false
   }
   const every = Math.max(1, Math.ceil(days.length / Math.floor((w - pad.left) / 70)));
   days.forEach((d, i) => {
-    if (i % every === 0 || i === days.length - 1) svg.append(s("text", { x: x(i), y: hgt - 8, "text-anchor": "middle", class: "tick" }, d.slice(5)));
+    const last = i === days.length - 1;
+    if (last && i % every !== 0 && i % every < every / 2) return; // too close to the previous label
+    const anchor = i === 0 ? "start" : last ? "end" : "middle";
+    if (i % every === 0 || last) svg.append(s("text", { x: x(i), y: hgt - 8, "text-anchor": anchor, class: "tick" }, d.slice(5)));
   });
   for (const se of series) svg.append(seriesGroup(se, x, y));
   return svg;

@@ -87,7 +87,8 @@ function renderResult(body, exp, metric, result) {
   const rows = variantRows(result, metric.metric_type, kind);
   const chartBox = h("div", { class: "chart-box", data: { chart: "delta" } });
   replace(body, banners(result), table(rows, metric.metric_type, kind, method(result, exp)), h("h4", {}, `Delta against ${rows.baseline.key}`), chartBox);
-  chartBox.append(intervalChart(chartBox, rows.tests, { goal: metric.goal, format: formatDelta(kind), label: `Delta of each variant against ${rows.baseline.key}, with its interval` }));
+  const axis = kind === "relative" ? (v) => pct(v, 0, true) : (v) => num(v, 3);
+  chartBox.append(intervalChart(chartBox, rows.tests, { goal: metric.goal, format: axis, label: `Delta of each variant against ${rows.baseline.key}, with its interval` }));
 }
 
 function metricCard(exp, { metric, kind }, index) {

@@ -20,7 +20,8 @@ function seriesOf(exp, metric, timeseries) {
     return {
       key,
       color: colorOf([baselineKey, ...keys], key),
-      values: days.map((d) => (at(d) ? delta(at(d), timeseries[d].baseline, metric.metric_type, kind) : null)),
+      // Only days with statistics: before the gates pass, a delta of a handful of users is noise.
+      values: days.map((d) => (at(d) && interval(at(d)) ? delta(at(d), timeseries[d].baseline, metric.metric_type, kind) : null)),
       band: days.map((d) => (at(d) ? interval(at(d)) : null)),
     };
   });
