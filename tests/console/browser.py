@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -39,7 +40,7 @@ def browser_missing() -> str | None:
     return None
 
 
-def chrome(width: int = 1280, height: int = 900) -> tuple[object, Path]:
+def chrome(width: int = 1280, height: int = 900) -> tuple[Any, Path]:
     """(driver, profile dir): a fresh profile each time, so no state leaks between tests."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

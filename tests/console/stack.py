@@ -4,6 +4,7 @@ as it does for a person at a terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -20,25 +21,19 @@ from typing import Any
 import httpx
 
 from settings import ENVIRONMENT_VARIABLES
-from tests.test_run_smoke import free_ports
+from tests.test_run_smoke import Stack, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 90.0  # cold start on 2 busy cores: migrations, dev server, worker and API imports
+START_TIMEOUT = 90.0  # the link follows the banner, which follows the first healthy answer
 LINK = re.compile(r"Sign in:\s+(http://\S+/#sign-in=([A-Za-z0-9]+))")
 
 
 @dataclass
-class Flagship:
-    process: subprocess.Popen[bytes]
-    master: int
-    data_dir: Path
-    port: int
-    ui_port: int
-    chunks: list[bytes] = field(default_factory=list)
+class Flagship(Stack):
+    """`make run`'s stack (tests/test_run_smoke.py) read from a terminal instead of a log file."""
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    master: int = -1
+    chunks: list[bytes] = field(default_factory=list)
 
     def output(self) -> str:
         return b"".join(self.chunks).decode(errors="replace")
@@ -69,13 +64,12 @@ class Flagship:
         return dict(json.loads((self.data_dir / "credentials.json").read_text()))
 
     def stop(self) -> None:
+        """Ctrl-C as a person would; whatever is left after it (it should be nothing) is killed."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        self.kill_leftovers()
         os.close(self.master)
 
 
@@ -96,19 +90,12 @@ def start_flagship(tmp: Path, extra_env: dict[str, str] | None = None) -> Flagsh
         start_new_session=True,  # its own group: a stuck stop can be killed whole
     )
     os.close(slave)
-    flagship = Flagship(process, master, data_dir, port, ui_port)
+    flagship = Flagship(process, data_dir, port, ui_port, log=tmp / "unused.log", master=master)
     threading.Thread(target=flagship.drain, daemon=True).start()
     return flagship
 
 
 def wait_healthy(flagship: Flagship) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+    """Up and answering; the process tree is noted so that stop() can kill any straggler."""
     with httpx.Client(timeout=5.0, trust_env=False) as http:
-        while time.monotonic() < deadline:
-            try:
-                if http.get(f"{flagship.base_url}/_health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-    raise RuntimeError(f"/_health did not answer within {START_TIMEOUT:.0f} s:\n{flagship.output()}")
+        flagship.wait_until_healthy(http)

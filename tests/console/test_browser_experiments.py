@@ -133,6 +133,19 @@ def test_create_launch_and_pause_from_the_page_change_the_api_and_the_flag(
     )
     browser.save_screenshot(str(screenshots / "experiment-1280.png"))
 
+    def conclude() -> None:
+        Select(one(browser, "#action-conclusion")).select_by_value("won")
+        one(browser, "#action-comment").send_keys("Clear <b>win</b>")
+
+    act(browser, "end", conclude)
+    until(lambda: badge(browser) == "stopped", what="stopped badge")
+    exp = admin.call("GET", f"experiments/{experiment_id}/")
+    assert (exp["conclusion"], exp["conclusion_comment"]) == ("won", "Clear <b>win</b>")
+    assert "won — Clear <b>win</b>" in one(browser, "[data-key='conclusion']").text
+    act(browser, "archive")
+    until(lambda: badge(browser) == "archived", what="archived badge")
+    assert admin.call("GET", f"experiments/{experiment_id}/")["archived"] is True
+
 
 def test_a_launch_under_an_approval_policy_is_approved_from_the_page(
     flagship: Flagship, admin: Api, new_browser: Callable[..., Any], screenshots: Path

@@ -71,7 +71,7 @@ function exposureCell(counts) {
   );
 }
 
-function row(exp, exposures) {
+function row(exp) {
   const status = statusOf(exp);
   const days = daysRunning(exp);
   return h(
@@ -84,7 +84,7 @@ function row(exp, exposures) {
     h("td", { data: { label: "Started" } }, date(exp.start_date)),
     h("td", { data: { label: "Ended" } }, date(exp.end_date)),
     h("td", { class: "num", data: { label: "Days running" } }, days === null ? "—" : String(days)),
-    exposureCell(exposures[exp.id]),
+    h("td", { class: "num muted", data: { label: "Exposures" } }, "…"),
   );
 }
 
@@ -121,17 +121,9 @@ export async function listView(main, params) {
     replace(body, h("p", { class: "error-box", role: "alert" }, err.message));
     return;
   }
-  let exposures = {};
-  const ids = page.results.filter((e) => e.start_date).map((e) => e.id);
-  if (ids.length) {
-    try {
-      exposures = (await get(projectPath(`experiment_exposures/?ids=${ids.join(",")}`))).results;
-    } catch {
-      exposures = {}; // the list stays useful without the counts
-    }
-  }
   if (!page.results.length) {
     replace(body, h("p", { class: "empty" }, params.toString() ? "No experiment matches these filters." : "No experiments yet."));
+    main.dataset.rendered = "list";
     return;
   }
   const head = ["Name", "Status", "Flag", "Created", "Started", "Ended", "Days running", "Exposures"];
@@ -144,10 +136,28 @@ export async function listView(main, params) {
         "table",
         { class: "table experiments", id: "experiments" },
         h("thead", {}, h("tr", {}, head.map((t, i) => h("th", { scope: "col", class: i >= 6 ? "num" : null }, t)))),
-        h("tbody", {}, page.results.map((exp) => row(exp, exposures))),
+        h("tbody", {}, page.results.map(row)),
       ),
     ),
     pager(params, page),
   );
   main.dataset.rendered = "list";
+  await fillExposures(body, page.results);
+  main.dataset.exposures = "done";
+}
+
+// One request for the whole page, after the table is drawn (it reads events, so it is the slow part).
+async function fillExposures(body, experiments) {
+  const ids = experiments.filter((e) => e.start_date).map((e) => e.id);
+  let counts = {};
+  if (ids.length) {
+    try {
+      counts = (await get(projectPath(`experiment_exposures/?ids=${ids.join(",")}`))).results;
+    } catch {
+      counts = {}; // the list stays useful without the counts
+    }
+  }
+  for (const tr of body.querySelectorAll("tr[data-experiment-id]")) {
+    tr.querySelector("td[data-label='Exposures']").replaceWith(exposureCell(counts[tr.dataset.experimentId]));
+  }
 }

@@ -5,9 +5,9 @@ import { h, replace } from "./dom.js";
 
 const SCOPE_HELP = "The console needs a key with the experiment scopes (read to look, write to act).";
 
-// Checks the key against the API before keeping it: a wrong key and a missing scope get their
-// own words instead of a broken page later.
-export async function checkKey(key) {
+// Checks a key against the API before keeping it: a wrong key and a missing scope get their own
+// words instead of a broken page later. A key already kept only needs the first check.
+export async function checkKey(key, { scopes = true } = {}) {
   let me;
   try {
     me = await get("/api/users/@me/", { key, quiet401: true });
@@ -17,6 +17,7 @@ export async function checkKey(key) {
     throw err;
   }
   if (!me.team) throw new Error("This key's user has no current project.");
+  if (!scopes) return me;
   try {
     await get(`/api/projects/${me.team.id}/experiments/?limit=1`, { key, quiet401: true });
   } catch (err) {
