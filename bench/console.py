@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.console.browser import browser_missing, chrome  # noqa: E402
 from tests.console.seed import Api, seeded_experiment, traffic  # noqa: E402
-from tests.console.stack import start_flagship, wait_healthy  # noqa: E402
+from tests.console.stack import launch  # noqa: E402
 
 LIST_SIZE = 500
 RUNNING = 100
@@ -106,10 +106,9 @@ def main() -> int:
         print(f"bench/console.py: skipped, {missing}")
         return 0
     with tempfile.TemporaryDirectory(prefix="flagship-bench-console-") as tmp:
-        flagship = start_flagship(Path(tmp))
+        flagship = launch(Path(tmp))
         driver = None
         try:
-            wait_healthy(flagship)
             link = flagship.wait_for_link()
             creds = flagship.credentials()
             api = Api(

@@ -12,7 +12,7 @@ import pytest
 
 from tests.console.browser import browser_missing, chrome
 from tests.console.seed import Api
-from tests.console.stack import Flagship, start_flagship, wait_healthy
+from tests.console.stack import Flagship, launch
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "console-screenshots"
@@ -26,10 +26,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(scope="session")
 def flagship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flagship]:
-    running = start_flagship(tmp_path_factory.mktemp("console"))
+    running = launch(tmp_path_factory.mktemp("console"))
     try:
-        wait_healthy(running)
-        running.wait_for_link()
         yield running
     finally:
         running.stop()

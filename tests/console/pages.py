@@ -68,9 +68,11 @@ def open_experiment(driver: WebDriver, base_url: str, experiment_id: int) -> Non
         driver.refresh()  # the same address again is no navigation at all
     else:
         driver.get(url)
-    until(
-        lambda: driver.find_element(By.ID, "main").get_attribute("data-rendered") == "experiment", what="page"
-    )
+    main = driver.find_element(By.ID, "main")
+    try:
+        until(lambda: main.get_attribute("data-rendered") == "experiment", what="page")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the page shows: {main.text[:500]!r}") from None
 
 
 def press(driver: WebDriver, element: WebElement) -> None:

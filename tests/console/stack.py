@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from settings import ENVIRONMENT_VARIABLES
 from tests.test_run_smoke import Stack, free_ports
@@ -99,3 +100,20 @@ def wait_healthy(flagship: Flagship) -> None:
     """Up and answering; the process tree is noted so that stop() can kill any straggler."""
     with httpx.Client(timeout=5.0, trust_env=False) as http:
         flagship.wait_until_healthy(http)
+
+
+def launch(tmp: Path, attempts: int = 3) -> Flagship:
+    """A healthy Flagship that has printed its sign-in link. The free ports are chosen before the
+    servers bind them; on a shared machine another process may take one in between, so a start
+    that fails with EADDRINUSE is tried again on new ports."""
+    for attempt in range(1, attempts + 1):
+        flagship = start_flagship(tmp / f"try{attempt}")
+        try:
+            wait_healthy(flagship)
+            flagship.wait_for_link()
+            return flagship
+        except (RuntimeError, pytest.fail.Exception):
+            flagship.stop()
+            if attempt == attempts or "address already in use" not in flagship.output():
+                raise
+    raise AssertionError("unreachable")

@@ -21,6 +21,8 @@ export const session = {
   project: null,
   user: null,
   config: {},
+  // Bumped on every navigation: a view whose data arrives after the next navigation draws nothing.
+  view: 0,
 };
 
 let onUnauthorized = () => {};

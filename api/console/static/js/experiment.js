@@ -37,6 +37,7 @@ function header(exp) {
 }
 
 export async function experimentPage(main, id, { flash = "" } = {}) {
+  const view = session.view;
   delete main.dataset.rendered;
   replace(main, h("p", { class: "loading" }, "Loading experiment…"));
   let exp;
@@ -44,12 +45,14 @@ export async function experimentPage(main, id, { flash = "" } = {}) {
   try {
     [exp, requests] = await Promise.all([get(projectPath(`experiments/${id}/`)), pendingRequests()]);
   } catch (err) {
+    if (view !== session.view) return;
     replace(main, h("a", { class: "back", href: "#/" }, "← Experiments"), h("p", { class: "error-box", role: "alert" }, err.status === 404 ? "No such experiment in this project." : err.message));
     return;
   }
+  if (view !== session.view) return; // the reader has moved on
   const reload = async ({ flash: text = "", waitForChange: wait = false } = {}) => {
     if (wait) await waitForChange(id, exp);
-    if (location.hash.startsWith(`#/experiments/${id}`)) experimentPage(main, id, { flash: text });
+    if (view === session.view) experimentPage(main, id, { flash: text });
   };
   const feedback = h("div", { class: "feedback", id: "feedback", "aria-live": "polite" }, flash ? h("p", { class: "ok-box", role: "status" }, flash) : null);
   const flagId = String((exp.feature_flag || {}).id);

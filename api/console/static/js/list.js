@@ -1,7 +1,7 @@
 // Experiments list: PostHog's filters and pagination, plus exposures for the whole page from one
 // grouped request (`experiment_exposures/?ids=…`), never one request per row.
 
-import { get, projectPath, query } from "./api.js";
+import { get, projectPath, query, session } from "./api.js";
 import { badge, date, daysRunning, h, int, replace, statusOf } from "./dom.js";
 
 // The API's own default page; `#/?limit=N` asks for another size.
@@ -101,6 +101,7 @@ function pager(params, page) {
 }
 
 export async function listView(main, params) {
+  const view = session.view;
   const { status, apiParams } = listParams(params);
   const body = h("div", { class: "list-body" }, h("p", { class: "loading" }, "Loading experiments…"));
   replace(
@@ -121,6 +122,7 @@ export async function listView(main, params) {
     replace(body, h("p", { class: "error-box", role: "alert" }, err.message));
     return;
   }
+  if (view !== session.view) return;
   if (!page.results.length) {
     replace(body, h("p", { class: "empty" }, params.toString() ? "No experiment matches these filters." : "No experiments yet."));
     main.dataset.rendered = "list";
@@ -143,7 +145,7 @@ export async function listView(main, params) {
   );
   main.dataset.rendered = "list";
   await fillExposures(body, page.results);
-  main.dataset.exposures = "done";
+  if (view === session.view) main.dataset.exposures = "done";
 }
 
 // One request for the whole page, after the table is drawn (it reads events, so it is the slow part).

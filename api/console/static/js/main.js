@@ -36,6 +36,7 @@ function route() {
   const [path, search = ""] = hash.slice(1).split("?");
   const params = new URLSearchParams(search);
   const match = path.match(/^\/experiments\/(\d+)\/?$/);
+  session.view += 1;
   delete main.dataset.rendered;
   delete main.dataset.exposures;
   main.focus({ preventScroll: true });
