@@ -21,8 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from settings import ENVIRONMENT_VARIABLES
-from tests.test_run_smoke import Stack, free_ports
+from tests.test_run_smoke import Stack, new_user_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0  # the link follows the banner, which follows the first healthy answer
@@ -75,11 +74,9 @@ class Flagship(Stack):
 
 
 def start_flagship(tmp: Path, extra_env: dict[str, str] | None = None) -> Flagship:
-    port, dev_port, ui_port = free_ports(3)
-    env = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT_VARIABLES}
     data_dir = tmp / "data"
-    env |= {"DATA_DIR": str(data_dir), "PORT": str(port), "TEMPORAL_DEV_PORT": str(dev_port)}
-    env |= {"TEMPORAL_UI_PORT": str(ui_port), "LOG_LEVEL": "WARNING"} | (extra_env or {})
+    env, port, ui_port = new_user_environment(data_dir)
+    env |= {"LOG_LEVEL": "WARNING"} | (extra_env or {})
     master, slave = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py")],
