@@ -26,7 +26,9 @@ def flag_called(user: str, variant: str, when: datetime) -> Row:
 
 
 async def experiment(api: ApiClient, settings: Settings) -> tuple[dict[str, Any], datetime]:
-    start = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+    # Midnight (UTC, the project's zone): the first two exposures fall on the first day whatever the
+    # hour the test runs at (from 22:00 on, start + 2 h used to be the next day).
+    start = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
     exp = await create_experiment(api, feature_flag_key="q-exp", start_date=start.isoformat(), metrics=[MEAN])
     h = timedelta(hours=1)
     rows = [

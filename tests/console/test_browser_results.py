@@ -14,7 +14,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
 from tests.console.pages import css, one, open_experiment, press, raw, until
-from tests.console.seed import Api, seeded_experiment
+from tests.console.seed import METRICS, Api, seeded_experiment
 from tests.console.stack import Flagship
 from tests.console.test_browser_experiments import signed_in_browser
 
@@ -148,3 +148,17 @@ def raw_exposures(cell: WebElement) -> Any:
     import json
 
     return json.loads(cell.get_attribute("data-exposures") or "null")
+
+
+def test_results_without_enough_exposures_say_so_in_a_banner(
+    flagship: Flagship, admin: Api, new_browser: Callable[..., Any]
+) -> None:
+    exp = admin.experiment(name="Too early to tell", feature_flag_key="too-early", metrics=[METRICS[0]])
+    admin.call("POST", f"experiments/{exp['id']}/launch/", {})
+    browser = signed_in_browser(flagship, new_browser)
+    open_experiment(browser, flagship.base_url, exp["id"])
+    banner = one(browser, "section.metric [data-banner='gated']")
+    assert "not-enough-exposures" in str(banner.get_attribute("data-failures"))
+    assert "statistics need at least 50 per variant" in banner.text
+    rows = {str(r.get_attribute("data-variant")): cells(r) for r in css(browser, "table.results tbody tr")}
+    assert rows["test"]["chance_to_win"] is None and rows["test"]["significant"] is None
