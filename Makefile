@@ -8,14 +8,14 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 INSTALLED_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test bench
+.PHONY: run test bench browser
 
 run: $(INSTALLED)
 	$(BIN)/python run.py
 
 # Every check runs even when an earlier one fails, so CI always shows pytest's summary line; the
 # target fails if any did.
-test: $(INSTALLED_DEV)
+test: $(INSTALLED_DEV) browser
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
 	$(BIN)/ruff format --check . || status=1; \
@@ -23,6 +23,17 @@ test: $(INSTALLED_DEV)
 	$(BIN)/lint-imports || status=1; \
 	$(BIN)/python -m pytest || status=1; \
 	exit $$status
+
+# The web console's browser tests (tests/console/) drive Debian's chromium and chromedriver. Run as
+# root (CI) this installs them when missing; otherwise those tests skip, saying how to install them.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium and chromium-driver for the browser tests"; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+				|| echo "could not install chromium: the browser tests will be skipped"; \
+		fi; \
+	fi
 
 bench: $(INSTALLED_DEV)
 	@found=0; \

@@ -26,6 +26,7 @@ from pathlib import Path
 from temporalio.service import RPCError
 
 from db.bootstrap import bootstrap_from_settings
+from db.console_sign_in import sign_in_link_code
 from db.migrate import upgrade
 from observability.logs import configure_logging
 from settings import Settings, load_settings
@@ -147,13 +148,17 @@ def check_ports_free(settings: Settings, embedded: bool) -> None:
 
 def child_environment(settings: Settings) -> dict[str, str]:
     """The children read the same settings; pin the ones this process resolved."""
-    return {
+    env = {
         **os.environ,
         "TEMPORAL_ADDRESS": settings.temporal_target,
         "TEMPORAL_NAMESPACE": settings.temporal_namespace,
         "DATA_DIR": str(settings.data_dir),
         "DATABASE_URL": settings.database_url,
     }
+    if settings.temporal_address is None and not settings.temporal_ui_url:
+        # The console links each experiment to its workflow in the embedded Temporal UI.
+        env["TEMPORAL_UI_URL"] = f"http://127.0.0.1:{settings.temporal_ui_port}"
+    return env
 
 
 def reachable_host(host: str) -> str:
@@ -183,6 +188,7 @@ def banner(settings: Settings) -> str:
         [
             "flagship is running",
             f"  API:          {api}",
+            f"  Web console:  {api}/",
             f"  API docs:     {api}/docs",
             f"  {temporal}",
             f"  Credentials:  {credentials}",
@@ -203,7 +209,20 @@ async def announce_when_listening(settings: Settings) -> None:
         await writer.wait_closed()
         with contextlib.suppress(OSError):  # as in say()
             print(banner(settings), flush=True)
+        await print_sign_in_link(settings)
         return
+
+
+async def print_sign_in_link(settings: Settings) -> None:
+    """On a terminal only (never into a log stream), a link that signs the console in once: its
+    single-use code expires in 10 minutes and sits in the fragment, which browsers never send."""
+    if not sys.stdout.isatty():
+        return
+    code = await sign_in_link_code(settings.database_url)
+    if code is not None:
+        with contextlib.suppress(OSError):  # as in say()
+            api = f"http://{url_host(settings.host)}:{settings.port}"
+            print(f"  Sign in:      {api}/#sign-in={code}  (single use, expires in 10 minutes)", flush=True)
 
 
 @dataclass

@@ -20,6 +20,7 @@ ENVIRONMENT_VARIABLES = (
     "TEMPORAL_ADDRESS",
     "TEMPORAL_DEV_PORT",
     "TEMPORAL_UI_PORT",
+    "TEMPORAL_UI_URL",
     "TEMPORAL_NAMESPACE",
     "BOOTSTRAP_PERSONAL_API_KEY",
     "BOOTSTRAP_PROJECT_API_TOKEN",
@@ -53,6 +54,8 @@ class Settings:
     temporal_address: str | None = None
     temporal_dev_port: int = 7233
     temporal_ui_port: int = 8233
+    # Where the web console links each experiment's workflow; `make run` sets the embedded UI's address.
+    temporal_ui_url: str | None = None
     temporal_namespace: str = "default"
     bootstrap_personal_api_key: str | None = None
     bootstrap_project_api_token: str | None = None
@@ -124,6 +127,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         temporal_address=env.get("TEMPORAL_ADDRESS") or None,
         temporal_dev_port=int(env.get("TEMPORAL_DEV_PORT") or 7233),
         temporal_ui_port=int(env.get("TEMPORAL_UI_PORT") or 8233),
+        temporal_ui_url=(env.get("TEMPORAL_UI_URL") or "").rstrip("/") or None,
         temporal_namespace=env.get("TEMPORAL_NAMESPACE") or "default",
         bootstrap_personal_api_key=env.get("BOOTSTRAP_PERSONAL_API_KEY") or None,
         bootstrap_project_api_token=env.get("BOOTSTRAP_PROJECT_API_TOKEN") or None,

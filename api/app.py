@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
-from api import instrumentation, openapi_docs
+from api import console, instrumentation, openapi_docs
 from api.body_limits import BodyGuard
 from api.errors import install_error_handlers
 from api.flag_cache import FlagCache
@@ -30,6 +30,7 @@ from api.routes import (
     saved_metrics,
     timeseries,
 )
+from api.routes import console as console_routes
 from api.temporal import TemporalConnection
 from db.clickhouse.store import ClickHouseEvents
 from db.engine import make_async_engine, make_sessionmaker
@@ -109,5 +110,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     for router in PROJECT_ROUTERS:
         app.include_router(router, prefix="/api/projects/{project_id}")
         app.include_router(router, prefix="/api/environments/{project_id}", include_in_schema=False)
+    # The web console (static, strict CSP) and the few JSON endpoints it adds (api/routes/console.py).
+    app.include_router(console_routes.router)
+    app.include_router(console_routes.project_router, prefix="/api/projects/{project_id}")
+    console.mount(app)
     openapi_docs.install(app)
     return app

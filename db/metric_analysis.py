@@ -53,7 +53,7 @@ class AnalysisContext:
     timezone: str
 
 
-async def _actions(session: AsyncSession, team_id: int, ids: set[int]) -> dict[int, ActionSteps]:
+async def actions_of(session: AsyncSession, team_id: int, ids: set[int]) -> dict[int, ActionSteps]:
     if not ids:
         return {}
     rows = (
@@ -66,23 +66,16 @@ async def _actions(session: AsyncSession, team_id: int, ids: set[int]) -> dict[i
     return {row.id: tuple(row.steps or ()) for row in rows if row.id is not None}
 
 
-async def analysis_context(
-    session: AsyncSession, experiment: Experiment, metrics: Sequence[Mapping[str, Any]] = ()
-) -> AnalysisContext:
-    """The spec for `experiment`, resolving the actions `metrics` and the exposure refer to."""
-    if experiment.start_date is None or experiment.id is None:
+def experiment_spec(
+    experiment: Experiment, flag: FeatureFlag, project: Project, actions: dict[int, ActionSteps]
+) -> ExperimentSpec:
+    """The experiment as the engine analyses it (one rule for one experiment or a page of them)."""
+    if experiment.start_date is None:
         raise MetricEngineError(NOT_STARTED)
-    flag = await session.get(FeatureFlag, experiment.feature_flag_id)
-    project = await session.get(Project, experiment.team_id)
-    if flag is None or project is None:
-        raise MetricEngineError("The experiment's feature flag no longer exists")
     if (flag.filters or {}).get("aggregation_group_type_index") is not None:
         # Entities are distinct ids; counting a group-aggregated flag per user would be wrong.
         raise MetricEngineError("Experiments on group-aggregated flags are not supported yet")
-    criteria = experiment.exposure_criteria or {}
-    config = criteria.get("exposure_config") if isinstance(criteria.get("exposure_config"), dict) else None
-    ids = action_ids(metrics, config)
-    spec = ExperimentSpec(
+    return ExperimentSpec(
         flag_key=flag.key,
         variant_keys=tuple(flag_variant_keys(flag.filters)),
         start=to_micros(experiment.start_date),
@@ -93,9 +86,29 @@ async def analysis_context(
         only_count_matured_users=experiment.only_count_matured_users,
         excluded_variants=tuple((experiment.parameters or {}).get("excluded_variants") or ()),
         timezone=project.timezone,
-        actions=await _actions(session, experiment.team_id, ids),
+        actions=actions,
         flag_filters=flag.filters,
     )
+
+
+def exposure_config(experiment: Experiment) -> dict[str, Any] | None:
+    criteria = experiment.exposure_criteria or {}
+    config = criteria.get("exposure_config")
+    return config if isinstance(config, dict) else None
+
+
+async def analysis_context(
+    session: AsyncSession, experiment: Experiment, metrics: Sequence[Mapping[str, Any]] = ()
+) -> AnalysisContext:
+    """The spec for `experiment`, resolving the actions `metrics` and the exposure refer to."""
+    if experiment.start_date is None or experiment.id is None:
+        raise MetricEngineError(NOT_STARTED)
+    flag = await session.get(FeatureFlag, experiment.feature_flag_id)
+    project = await session.get(Project, experiment.team_id)
+    if flag is None or project is None:
+        raise MetricEngineError("The experiment's feature flag no longer exists")
+    ids = action_ids(metrics, exposure_config(experiment))
+    spec = experiment_spec(experiment, flag, project, await actions_of(session, experiment.team_id, ids))
     return AnalysisContext(
         spec, experiment.team_id, experiment.id, experiment.start_date, experiment.end_date, project.timezone
     )

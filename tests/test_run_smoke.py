@@ -136,14 +136,20 @@ class Stack:
                 os.kill(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def new_user_environment(data_dir: Path) -> tuple[dict[str, str], int, int]:
+    """(environment, API port, Temporal UI port) of a new user's `make run` on free ports."""
     port, dev_port, ui_port = free_ports(3)
     # Nothing from the developer's own environment: a new user has none of these set.
     env = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT_VARIABLES}
-    data_dir = tmp_path / "data"
     env |= {"DATA_DIR": str(data_dir), "PORT": str(port), "TEMPORAL_DEV_PORT": str(dev_port)}
     env["TEMPORAL_UI_PORT"] = str(ui_port)
+    return env, port, ui_port
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    data_dir = tmp_path / "data"
+    env, port, ui_port = new_user_environment(data_dir)
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -199,6 +205,8 @@ def test_run_serves_the_api_and_temporal_ui_then_ctrl_c_stops_everything(
     assert http.get(f"http://127.0.0.1:{stack.ui_port}/").status_code == 200
     # The banner follows the API's first accepted connection, a moment after this test's.
     stack.wait_for_output(f"http://127.0.0.1:{stack.port}/docs")
+    # The console's sign-in link is for a person at a terminal, never for a log stream.
+    assert "#sign-in=" not in stack.output()
 
     stack.process.send_signal(signal.SIGINT)
     assert stack.process.wait(timeout=STOP_TIMEOUT) == 0, stack.output()

@@ -3,6 +3,7 @@
 from db.tables.accounts import BootstrapKey, Organization, PersonalAPIKey, Project, User
 from db.tables.approvals import ApprovalPolicy, ChangeRequest, ChangeRequestApproval
 from db.tables.cohorts import Cohort
+from db.tables.console import ConsoleSignInCode
 from db.tables.events import Action, Event, EventDefinition
 from db.tables.experiment_assets import ExperimentHoldout, ExperimentSavedMetric, ExperimentToSavedMetric
 from db.tables.experiments import AppliedOperation, Experiment, ExperimentActivity, ExperimentIdAllocation
@@ -19,6 +20,7 @@ __all__ = [
     "ChangeRequest",
     "ChangeRequestApproval",
     "Cohort",
+    "ConsoleSignInCode",
     "Event",
     "EventDefinition",
     "Experiment",
