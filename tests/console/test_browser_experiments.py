@@ -151,9 +151,7 @@ def test_a_launch_under_an_approval_policy_is_approved_from_the_page(
     flagship: Flagship, admin: Api, new_browser: Callable[..., Any], screenshots: Path
 ) -> None:
     settings = Settings(database_url=default_database_url(flagship.data_dir))
-    approver_id, approver_key = asyncio.run(
-        make_user(settings, admin.project_id)
-    )  # no endpoint adds users  # no endpoint adds users
+    approver_id, approver_key = asyncio.run(make_user(settings, admin.project_id))  # no endpoint adds users
     policy = admin.call(
         "POST",
         "approval_policies/",
@@ -186,4 +184,10 @@ def test_a_launch_under_an_approval_policy_is_approved_from_the_page(
             what="approval in activity",
         )
     finally:
-        admin.call("PATCH", f"approval_policies/{policy['id']}/", {"enabled": False})
+        # Only the policy's approver may switch it off while it is enabled.
+        response = admin.http.patch(
+            admin.path(f"approval_policies/{policy['id']}/"),
+            json={"enabled": False},
+            headers={"Authorization": f"Bearer {approver_key}"},
+        )
+        assert response.status_code == 200, response.text

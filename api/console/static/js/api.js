@@ -30,16 +30,34 @@ export function whenUnauthorized(handler) {
   onUnauthorized = handler;
 }
 
+// A throttled request (429, e.g. the per-process limit on result queries) is sent again after the
+// server's Retry-After, a few times, as any well-behaved client would.
+const THROTTLED_ATTEMPTS = 8;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function send(path, init) {
+  for (let attempt = 1; ; attempt++) {
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      throw new ApiError(0, { detail: "Flagship did not answer. Is it running?" });
+    }
+    if (response.status !== 429 || attempt >= THROTTLED_ATTEMPTS) return response;
+    const wait = Number(response.headers.get("Retry-After")) || 1;
+    await sleep(Math.min(wait, 10) * 1000);
+  }
+}
+
 export async function request(method, path, body, { key = session.key(), quiet401 = false } = {}) {
   const headers = { Accept: "application/json" };
   if (key) headers.Authorization = `Bearer ${key}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  let response;
-  try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch (err) {
-    throw new ApiError(0, { detail: "Flagship did not answer. Is it running?" });
-  }
+  const response = await send(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await response.text();
   let data = null;
   try {
