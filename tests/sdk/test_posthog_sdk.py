@@ -76,7 +76,7 @@ def patch_flag(admin: httpx.Client, creds: Credentials, flag_id: int, **fields: 
     assert r.status_code == 200, r.text
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 2.0) -> None:
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -271,8 +271,14 @@ def test_remote_evaluation_equals_the_sdks_local_evaluation(
             create_flag(admin, credentials, key, filters)
         inactive = create_flag(admin, credentials, "inactive", _rollout(100), active=False)
         wait_until(lambda: set(spread) <= set(remote.get_all_flags("probe") or {}))
-        local.load_feature_flags()  # type: ignore[no-untyped-call]
-        assert {f["key"] for f in local.feature_flags or []} == {*spread, "inactive"} and inactive
+
+        def all_defined() -> bool:
+            # The definitions come from the same polled cache: the last flag may land a poll later.
+            local.load_feature_flags()  # type: ignore[no-untyped-call]
+            return {f["key"] for f in local.feature_flags or []} == {*spread, "inactive"}
+
+        wait_until(all_defined)
+        assert inactive
         assert local.group_type_mapping == {"0": "company"}
         started = time.perf_counter()
         compared, inconclusive = compare(local, remote, list(spread), identities)
