@@ -16,7 +16,7 @@ import pytest
 
 from db.clickhouse.client import ClickHouse
 from domain.metric_engine import analysis_days, to_micros
-from tests.domain.test_metric_engine_series import CUPED_METRICS, DAYS, STATS_OPTIONS
+from tests.domain.test_metric_engine_series import CUPED_METRICS, DAYS, METRICS, STATS_OPTIONS
 from tests.support.clickhouse import Parity
 from tests.support.metric_events import START, Row, at, by_key, event, exposure, funnel, mean, source, spec
 
@@ -39,12 +39,7 @@ SUPPORTED: dict[str, dict[str, Any]] = {
 }
 UNSUPPORTED: dict[str, dict[str, Any]] = {
     "funnel_unordered": funnel("view", "pay", funnel_order_type="unordered"),
-    "ratio": {
-        "kind": "ExperimentMetric",
-        "metric_type": "ratio",
-        "numerator": source("pay", math="sum", math_property="amount"),
-        "denominator": source("view"),
-    },
+    "ratio": METRICS["ratio"],
 }
 
 
