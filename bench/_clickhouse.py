@@ -78,6 +78,6 @@ def compare(
     embedded, embedded_s, embedded_mb = measure(lambda: asyncio.run(analyse(None)))
     clickhouse, clickhouse_s, clickhouse_mb = measure(lambda: asyncio.run(analyse(events)))
     print(
-        f"{name:<7} embedded {embedded_s:6.2f} s, peak {embedded_mb:8.1f} MB | clickhouse (chdb) "
+        f"{name:<12} embedded {embedded_s:6.2f} s, peak {embedded_mb:8.1f} MB | clickhouse (chdb) "
         f"{clickhouse_s:6.2f} s, peak {clickhouse_mb:6.1f} MB | every day agrees: {agree(embedded, clickhouse)}"
     )

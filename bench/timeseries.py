@@ -11,7 +11,8 @@ sufficient statistics. Prints figures; it is not a test.
 
 `--backend clickhouse` also loads the events into ClickHouse's engine in process (chdb) and runs
 each series through both engines, printing seconds and Flagship's memory (tracemalloc peak) for
-each and whether every day agrees (bench/_clickhouse.py).
+each and whether every day agrees, `srm` and CUPED's sums included (bench/_clickhouse.py); then
+both metrics again with CUPED on (14-day lookback).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ MEAN = {
     "source": {"kind": "EventsNode", "event": "purchase", "math": "sum", "math_property": "amount"},
     "upper_bound_percentile": 0.99,
 }
+
+CUPED = {"cuped": {"enabled": True, "lookback_days": 14}}
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -158,14 +161,22 @@ async def setup(url: str, days: int) -> tuple[int, int]:
 
 
 async def flagship(
-    url: str, experiment_id: int, metric: dict[str, Any], days: int, events: ClickHouseEvents | None = None
+    url: str,
+    experiment_id: int,
+    metric: dict[str, Any],
+    days: int,
+    events: ClickHouseEvents | None = None,
+    stats_config: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The series as the backfill computes it: from SQLite (embedded engine), or from `events`."""
+    """The series as the backfill computes it: from SQLite (embedded engine), or from `events`;
+    `stats_config` replaces the experiment's for this analysis only (never committed)."""
     engine = make_async_engine(url)
     try:
         async with make_sessionmaker(engine, events=events)() as session:
             experiment = await session.get(Experiment, experiment_id)
             assert experiment is not None and experiment.start_date is not None
+            if stats_config is not None:
+                experiment.stats_config = stats_config
             context = await analysis_context(session, experiment, [metric])
             boundaries = analysis_days(experiment.start_date, experiment.end_date, START, "UTC")
             return await metric_results(session, context, metric, [d.as_of for d in boundaries])
@@ -329,6 +340,29 @@ def _same_days(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], funnel:
     return _agree(_ours(ours, funnel), _ours(theirs, funnel))
 
 
+def _extras(results: list[dict[str, Any]]) -> list[tuple[Any, list[float]]]:
+    """Per day: the srm's observed counts and every variant's CUPED sums (NaN when absent)."""
+    names = ("covariate_sum", "covariate_sum_squares", "covariate_sum_product")
+    return [
+        (
+            res.get("srm", {}).get("observed"),
+            [
+                np.nan if r[n] is None else r[n]
+                for r in [res["baseline"], *res["variant_results"]]
+                for n in names
+            ],
+        )
+        for res in results
+    ]
+
+
+def _same_extras(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> bool:
+    return all(
+        a[0] == b[0] and np.allclose(a[1], b[1], rtol=1e-9, equal_nan=True)
+        for a, b in zip(_extras(ours), _extras(theirs), strict=True)
+    )
+
+
 def prepare(
     args: argparse.Namespace, path: Path, ids: tuple[int, int]
 ) -> tuple[int, ClickHouseEvents | None]:
@@ -347,13 +381,26 @@ def prepare(
 
 
 def compare_metric(
-    name: str, metric: dict[str, Any], path: Path, ids: tuple[int, int], days: int, events: ClickHouseEvents
+    name: str,
+    metric: dict[str, Any],
+    path: Path,
+    ids: tuple[int, int],
+    days: int,
+    events: ClickHouseEvents,
+    stats_config: dict[str, Any] | None = None,
 ) -> None:
     def analyse(backend: ClickHouseEvents | None) -> Any:
-        return flagship(f"sqlite:///{path}", ids[1], metric, days, backend)
+        return flagship(f"sqlite:///{path}", ids[1], metric, days, backend, stats_config)
 
     funnel = metric is FUNNEL
-    compare(name, analyse, events, lambda ours, theirs: _agree(_ours(ours, funnel), _ours(theirs, funnel)))
+    compare(
+        name,
+        analyse,
+        events,
+        lambda ours, theirs: (
+            _agree(_ours(ours, funnel), _ours(theirs, funnel)) and _same_extras(ours, theirs)
+        ),
+    )
 
 
 def main() -> int:
@@ -372,6 +419,9 @@ def main() -> int:
             bench_metric(name, metric, path, ids, args.days, total)
         else:
             compare_metric(name, metric, path, ids, args.days, events)
+    if events is not None:  # CUPED adds the covariate's scan (the lookback before each exposure)
+        for name, metric in (("funnel+cuped", FUNNEL), ("mean+cuped", MEAN)):
+            compare_metric(name, metric, path, ids, args.days, events, CUPED)
     return 0
 
 

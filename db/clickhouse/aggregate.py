@@ -1,7 +1,7 @@
 """Per-entity columns joined on the exposures, then per-variant sufficient statistics per day.
 
-`entity_table` LEFT JOINs per-entity parts (metric values, funnel reach, retention instants; later
-CUPED's covariate) onto the exposures, one row per exposed entity. `stats_sql` aggregates that table
+`entity_table` LEFT JOINs per-entity parts (metric values, funnel reach, retention instants, CUPED's
+covariate) onto the exposures, one row per exposed entity. `stats_sql` aggregates that table
 per variant into one array per statistic, one element per boundary, using the embedded engine's
 rules for each boundary `b`:
 
@@ -17,7 +17,7 @@ table so the events are scanned once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from db.clickhouse import sql
 from db.clickhouse.exposures import Scope
@@ -25,10 +25,14 @@ from db.clickhouse.exposures import Scope
 
 @dataclass(frozen=True)
 class Part:
-    """A per-entity subquery (`entity, <columns>`) and each column's value for entities it lacks."""
+    """A per-entity subquery (`entity, <columns>`) and each column's value for entities it lacks.
+
+    Array columns are told from the LEFT JOIN's filler by `empty`; a scalar column's default must be
+    its type's zero, which is what the join fills in (`ifNull` covers `join_use_nulls` too)."""
 
     query: str
     defaults: Mapping[str, str]
+    scalars: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ def entity_table(exposures: str, parts: Sequence[Part]) -> str:
         columns += [
             f"if(empty(p{i}.{c}), {default}, p{i}.{c}) AS {c}" for c, default in part.defaults.items()
         ]
+        columns += [f"ifNull(p{i}.{c}, {default}) AS {c}" for c, default in part.scalars.items()]
     return f"SELECT {', '.join(columns)} FROM ({exposures}) AS x {' '.join(joins)}"
 
 

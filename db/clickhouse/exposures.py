@@ -50,14 +50,15 @@ class Scope:
     def boundaries(self) -> str:
         return sql.integers(self.as_of)
 
-    def scan(self, needs: Needs, where: str, columns: Sequence[str] = ()) -> str:
+    def scan(self, needs: Needs, where: str, columns: Sequence[str] = (), since: int | None = None) -> str:
         """The project's events in the experiment window, deduplicated (FINAL), as `entity, ts, seq`.
 
+        `since` moves the window's start earlier (CUPED's covariate reads the lookback before it).
         `needs.events` (when known) narrows the scan by the sorting key's `event` column."""
         spec = self.spec
         conditions = [
             f"team_id = {sql.integer(self.team_id)}",
-            f"timestamp >= {sql.instant(spec.start)}",
+            f"timestamp >= {sql.instant(spec.start if since is None else since)}",
             f"timestamp < {sql.instant(self.until)}",
         ]
         if spec.end is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from db.clickhouse import sql
 from db.clickhouse.exposures import Scope
 from db.clickhouse.filters import source_sql
-from db.clickhouse.values import qualifying
+from db.clickhouse.values import after_exposure, qualifying
 from domain.metric_engine import MetricEngineError, Needs
 from domain.metrics.schema import ExperimentFunnelMetric
 
@@ -51,7 +51,9 @@ def reach_sql(scope: Scope, needs: Needs, metric: ExperimentFunnelMetric, exposu
     steps = len(metric.series)
     if steps > MAX_STEPS:
         raise MetricEngineError(f"Funnels of more than {MAX_STEPS} steps are not supported")
-    rows = qualifying(scope, needs, "mask != 0", f"{_mask(scope, metric)} AS mask", exposures, window)
+    rows = qualifying(
+        scope, needs, "mask != 0", f"{_mask(scope, metric)} AS mask", exposures, after_exposure(window)
+    )
     order = metric.funnel_order_type.value if metric.funnel_order_type else "ordered"
     reach = {"unordered": _unordered, "strict": _strict}.get(order, _ordered)(steps)
     events = "arraySort(groupArray((ts, seq, mask)))"

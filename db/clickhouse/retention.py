@@ -13,7 +13,7 @@ from __future__ import annotations
 from db.clickhouse import sql
 from db.clickhouse.exposures import Scope
 from db.clickhouse.filters import source_sql
-from db.clickhouse.values import qualifying
+from db.clickhouse.values import after_exposure, qualifying
 from domain.metric_engine import Needs
 from domain.metric_engine.days import DayGrid
 from domain.metric_engine.retention import HOUR
@@ -58,7 +58,9 @@ def retention_sql(
 ) -> str:
     """`entity, start_at, retained_at, window_end`: one array element per boundary."""
     actions = scope.spec.actions
-    starts = qualifying(scope, needs, source_sql(metric.start_event, actions), "", exposures, window)
+    starts = qualifying(
+        scope, needs, source_sql(metric.start_event, actions), "", exposures, after_exposure(window)
+    )
     completions = scope.scan(needs, source_sql(metric.completion_event, actions))
     low, high = _bounds(scope, metric)
     retained = f"arrayMin(arrayPushBack(arrayFilter(c -> c >= greatest({low}, s), comps), {_NEVER}))"

@@ -6,7 +6,7 @@ SQL. /_health reports ClickHouse, and an unreachable ClickHouse answers 503, nev
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from domain.metric_engine import analysis_days
 from settings import Settings
 from tests.api.test_timeseries import TZ, experiment_with_traffic, recalculate, series, started, traffic
 from tests.conftest import make_settings
-from tests.support.analysis import Row, one_shot
+from tests.support.analysis import Row, one_shot, store_events
 from tests.support.api_client import ApiClient
 from tests.support.clickhouse import assert_same, new_database
 from workflows.timeseries_names import recalculation_workflow_id
@@ -86,6 +86,23 @@ async def test_results_and_exposures_come_from_clickhouse_and_equal_the_embedded
     assert health.status_code == 200 and health.json()["clickhouse"] == "ok"
 
 
+async def backfill_equals_the_embedded_engine(
+    api: ApiClient, settings: Settings, temporal_client: Client, exp: dict[str, Any], metric: dict[str, Any]
+) -> dict[str, Any]:
+    """Backfill `metric` through the worker (ClickHouse); every day equals a one-shot analysis of the
+    SQL copy by the embedded engine. Returns the last day's result."""
+    body = (await recalculate(api, exp, metric)).json()
+    await temporal_client.get_workflow_handle(recalculation_workflow_id(body["id"])).result()
+    out = await series(api, exp, metric)
+    assert out["status"] == "completed"
+    start = datetime.fromisoformat(exp["start_date"].replace("Z", "+00:00"))
+    expected: dict[str, Any] = {}
+    for day in analysis_days(start, None, datetime.now(UTC), TZ):
+        expected = await one_shot(settings, exp["id"], metric, day.query_to)
+        assert_same(expected, out["timeseries"][day.day.isoformat()])
+    return expected
+
+
 async def test_timeseries_days_are_computed_in_clickhouse(
     api: ApiClient, settings: Settings, credentials: Credentials, temporal_client: Client
 ) -> None:
@@ -93,13 +110,28 @@ async def test_timeseries_days_are_computed_in_clickhouse(
     start = datetime.fromisoformat(exp["start_date"].replace("Z", "+00:00"))
     await capture(api, credentials, traffic(start))
     for metric in exp["metrics"]:
-        body = (await recalculate(api, exp, metric)).json()
-        await temporal_client.get_workflow_handle(recalculation_workflow_id(body["id"])).result()
-        out = await series(api, exp, metric)
-        assert out["status"] == "completed"
-        for day in analysis_days(start, None, datetime.now(UTC), TZ):
-            expected = await one_shot(settings, exp["id"], metric, day.query_to)
-            assert_same(expected, out["timeseries"][day.day.isoformat()])
+        await backfill_equals_the_embedded_engine(api, settings, temporal_client, exp, metric)
+
+
+async def test_cuped_days_are_computed_in_clickhouse(
+    api: ApiClient, settings: Settings, credentials: Credentials, temporal_client: Client
+) -> None:
+    """CUPED on: the covariate reads purchases before each exposure, some before the start."""
+    exp = await experiment_with_traffic(api, settings, days=3)
+    start = datetime.fromisoformat(exp["start_date"].replace("Z", "+00:00"))
+    before: list[Row] = [
+        (name, f"u{i}", start + timedelta(hours=i - 30), {"amount": i % 5})
+        for i in range(40)
+        for name in ("cart", "purchase")
+    ]
+    await store_events(settings, api.project_id, before)
+    await capture(api, credentials, traffic(start) + before)
+    on = {"method": "frequentist", "cuped": {"enabled": True, "lookback_days": 2}}
+    r = await api.patch(api.project(f"experiments/{exp['id']}/"), {"stats_config": on})
+    assert r.status_code == 200, r.text
+    for metric in r.json()["metrics"]:
+        last = await backfill_equals_the_embedded_engine(api, settings, temporal_client, exp, metric)
+        assert last["baseline"]["covariate_sum"] > 0 and "srm" in last
 
 
 async def test_an_unreachable_clickhouse_is_a_503(

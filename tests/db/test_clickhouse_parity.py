@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import tests.domain.test_metric_engine_cuped as cuped_tests
 import tests.domain.test_metric_engine_funnel as funnel_tests
 import tests.domain.test_metric_engine_mean as mean_tests
 import tests.domain.test_metric_engine_ratio as ratio_tests
@@ -57,7 +58,9 @@ def _result_tests(*modules: ModuleType) -> list[Any]:
     return cases
 
 
-@pytest.mark.parametrize(("module", "test", "kwargs"), _result_tests(mean_tests, funnel_tests, ratio_tests))
+@pytest.mark.parametrize(
+    ("module", "test", "kwargs"), _result_tests(mean_tests, funnel_tests, ratio_tests, cuped_tests)
+)
 def test_every_result_test_gives_the_same_answer_on_clickhouse(
     parity: Parity,
     monkeypatch: pytest.MonkeyPatch,
