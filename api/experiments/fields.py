@@ -12,8 +12,8 @@ from typing import Any
 
 from domain.drf_fields import boolean
 from domain.errors import ValidationFailed
+from domain.scheduling import CONCLUSIONS
 
-CONCLUSIONS = ("won", "lost", "inconclusive", "stopped_early", "invalid")
 TYPES = ("web", "product")
 DATETIME_MESSAGE = (
     "Datetime has wrong format. Use one of these formats instead: "

@@ -7,11 +7,12 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.experiments.fields import CONCLUSIONS, check_bool, check_choice, check_string
+from api.experiments.fields import check_bool, check_choice, check_string
 from db.tables import ChangeRequest, Experiment
 from domain import approvals
 from domain.errors import ValidationFailed
 from domain.experiment_messages import TransitionRequest
+from domain.scheduling import CONCLUSIONS
 
 
 def ship_request(data: dict[str, Any], base: TransitionRequest) -> TransitionRequest:

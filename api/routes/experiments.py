@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from api.deps import ProjectAuth, ProjectContext, SessionDep
 from api.experiments import commands
 from api.experiments.create_experiment import create_via_workflow
-from api.experiments.fields import CONCLUSIONS, check_body_is_object, check_choice, check_string
+from api.experiments.fields import check_body_is_object, check_choice, check_string
 from api.experiments.render import experiment_out, experiments_out
 from api.experiments.ship import already_applied, ship_request
 from api.experiments.update import build_update_request
@@ -28,6 +28,7 @@ from db.types import utcnow
 from domain.errors import ValidationFailed
 from domain.experiment_messages import TransitionRequest
 from domain.lifecycle import Operation
+from domain.scheduling import CONCLUSIONS
 
 router = FlexRouter(tags=["experiments"])
 
