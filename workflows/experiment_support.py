@@ -1,5 +1,6 @@
 """Pieces of the experiment workflow that are not handlers: error conversion, search attributes,
-activity options. Deterministic and side-effect free (imported inside the workflow sandbox)."""
+activity options and the lifecycle's local activities. Deterministic (imported inside the workflow
+sandbox); the activity calls are commands of the workflow that awaits them."""
 
 from __future__ import annotations
 
@@ -10,10 +11,22 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.errors import to_application_error
+from activities.experiments import ExperimentActivities
 from domain.errors import Conflict, DomainError, NotFound, Unavailable
-from domain.experiment_messages import ExperimentSnapshot, Truth
+from domain.experiment_messages import (
+    ActivityInput,
+    ExperimentSnapshot,
+    HistoryEntry,
+    RecordInput,
+    ScheduleMarkInput,
+    TransitionRequest,
+    Truth,
+    TruthInput,
+)
+from domain.experiment_state import ExperimentState
 from domain.failures import NON_RETRYABLE
-from domain.scheduling import next_action, scheduled_end_at
+from domain.lifecycle import Operation
+from domain.scheduling import ScheduledAction, next_action, scheduled_end_at
 from workflows.patches import UPSERT_ONLY_CHANGES
 from workflows.search_attributes import (
     EXPERIMENT_ID,
@@ -135,3 +148,58 @@ def current_details(snapshot: ExperimentSnapshot) -> str:
     if isinstance(verdict, dict) and verdict.get("summary"):
         lines.append(f"Autopilot ({verdict.get('at')}): {verdict['summary']}")
     return "\n\n".join(lines)
+
+
+# ---- the lifecycle's local activities -----------------------------------------------------
+
+
+def activity_input(
+    state: ExperimentState, op_id: str, operation: Operation, req: TransitionRequest
+) -> ActivityInput:
+    return ActivityInput(
+        op_id=op_id,
+        operation=operation,
+        project_id=state.project_id,
+        experiment_id=state.experiment_id,
+        now=workflow.now(),
+        request=req,
+    )
+
+
+async def load_truth(experiment_id: int) -> Truth:
+    truth: Truth = await workflow.execute_local_activity_method(
+        ExperimentActivities.load_truth,
+        TruthInput(experiment_id=experiment_id),
+        start_to_close_timeout=LIFECYCLE_ACTIVITY_TIMEOUT,
+        retry_policy=LIFECYCLE_RETRY,
+    )
+    return truth
+
+
+async def record_history(state: ExperimentState, entry: HistoryEntry) -> None:
+    """Audit in SQL what only the workflow saw (signals and timers have no caller)."""
+    await workflow.execute_local_activity_method(
+        ExperimentActivities.record_history,
+        RecordInput(project_id=state.project_id, experiment_id=state.experiment_id, entry=entry),
+        start_to_close_timeout=LIFECYCLE_ACTIVITY_TIMEOUT,
+        retry_policy=LIFECYCLE_RETRY,
+    )
+
+
+async def mark_schedule(
+    experiment_id: int, scheduled: ScheduledAction, state: str, detail: str
+) -> ExperimentSnapshot:
+    """Record in `scheduling_config.status` what the timer did with a scheduled action."""
+    snapshot: ExperimentSnapshot = await workflow.execute_local_activity_method(
+        ExperimentActivities.mark_schedule,
+        ScheduleMarkInput(
+            experiment_id=experiment_id,
+            action=scheduled.action,
+            state=state,
+            detail=detail,
+            now=workflow.now(),
+        ),
+        start_to_close_timeout=LIFECYCLE_ACTIVITY_TIMEOUT,
+        retry_policy=LIFECYCLE_RETRY,
+    )
+    return snapshot
