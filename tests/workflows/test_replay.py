@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from domain.experiment_messages import HistoryEntry, TransitionRequest
+from settings import Settings
+from tests.api.test_approvals import eventually, get
+from tests.autopilot.test_autopilot_workflow import GUARD, USERS, evaluate, launched, seed
 from tests.support.api_client import ApiClient
 from tests.support.experiments import action, create_experiment, handle
+from tests.support.users import make_user
 from workflows.experiment import ExperimentWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -62,6 +67,45 @@ async def test_fresh_full_lifecycle_replays(api: ApiClient, temporal_client: Cli
     url = api.project(f"experiments/{exp['id']}/")
     assert (await api.patch(url, {"name": "renamed"})).status_code == 200
     assert (await api.patch(url, {"deleted": True})).status_code == 200
+    await wf.result()
+    history = await record(temporal_client, api.project_id, exp["id"])
+    result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+
+
+async def test_fresh_timers_approvals_and_autopilot_replay(
+    api: ApiClient, settings: Settings, temporal_client: Client
+) -> None:
+    """The paths beside REST transitions: an autopilot decision held for approval (a pending
+    change and its expiry deadline), the approval signal applying it, a scheduled end fired by the
+    timer, a refused signal recorded by an activity, and the soft delete that completes the run."""
+    approver, approver_key = await make_user(settings, api.project_id)
+    policy = {"action_key": "feature_flag.disable", "approver_config": {"quorum": 1, "users": [approver]}}
+    assert (await api.post(api.project("approval_policies/"), policy)).status_code == 201
+    end_at = datetime.now(UTC) + timedelta(seconds=8)
+    autopilot = {"guardrails": [{"metric": GUARD, "action": "pause"}]}
+    exp = await launched(
+        api, settings, autopilot, scheduling_config={"autopilot": autopilot, "end_at": end_at.isoformat()}
+    )
+    await seed(api, settings, exp, rates={"refund": {"control": 0.05, "test": 0.25}}, users=USERS)
+    assert (await evaluate(api, exp["id"]))["action"] == "pause"  # held back: a change request
+    requests = (await api.get(api.project("change_requests/"))).json()["results"]
+    ok = await api.post(api.project(f"change_requests/{requests[0]['id']}/approve/"), {}, key=approver_key)
+    assert ok.status_code == 200, ok.text
+
+    async def status_is(wanted: str) -> bool:
+        return bool((await get(api, exp["id"]))["status"] == wanted)
+
+    await eventually(lambda: status_is("paused"))
+    assert (await action(api, exp["id"], "resume")).status_code == 200
+    await eventually(lambda: status_is("stopped"), timeout=30)  # the scheduled end, by the timer
+    wf = handle(temporal_client, api.project_id, exp["id"])
+    await wf.signal("resume")  # invalid now: recorded, ignored
+    for _ in range(100):
+        if any(h.outcome == "rejected" for h in await wf.query("history", result_type=list[HistoryEntry])):
+            break
+        await asyncio.sleep(0.05)
+    assert (await api.patch(api.project(f"experiments/{exp['id']}/"), {"deleted": True})).status_code == 200
     await wf.result()
     history = await record(temporal_client, api.project_id, exp["id"])
     result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
