@@ -28,6 +28,7 @@ from db.metric_analysis import (
     metric_results,
 )
 from db.tables import Experiment, ExperimentTimeseriesRecalculation, Project
+from domain.autopilot.rules import rules_of
 from domain.metric_engine import AnalysisDay, MetricEngineError, analysis_days, last_midnight, to_micros
 from domain.timeseries_messages import (
     BackfillInput,
@@ -202,6 +203,7 @@ class TimeseriesActivities:
             if experiment is None or experiment.start_date is None:
                 return outcome
             metrics = await experiment_metrics(session, experiment)
+        outcome.autopilot = rules_of(experiment.scheduling_config) is not None
         for metric in metrics:
             if await timed_recalculation("daily", self._refresh_metric(experiment, metric, inp.now)):
                 outcome.succeeded += 1

@@ -64,6 +64,8 @@ class DailyOutcome(BaseModel):
     experiment_id: int
     succeeded: int = 0
     failed: int = 0
+    # The experiment has autopilot rules: they are evaluated again on the refreshed day.
+    autopilot: bool = False
 
 
 class DailySummary(BaseModel):

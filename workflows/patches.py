@@ -1,4 +1,4 @@
-"""Every `workflow.patched` id of the experiment workflow, in the order they were introduced.
+"""Every `workflow.patched` id of Flagship's workflows, in the order they were introduced.
 
 A patch keeps histories recorded before a change replaying down the old branch. Each has a golden
 history in tests/histories/ replayed by tests/workflows/test_replay.py, and a row in
@@ -17,3 +17,6 @@ SKIP_RECALCULATION_WITHOUT_METRICS = "skip-recalculation-without-metrics-2026-12
 # A transition is checked by its update validator and by the activity against the row, and no
 # longer a second time by the handler (signals and timers: by the activity only).
 ACTIVITY_CHECKS_THE_ROW = "activity-checks-the-row-2026-12"
+# The daily refresh asks each refreshed experiment with autopilot rules to evaluate them (signal
+# `evaluate_rules`); before, only the experiment's own timer evaluated (DailyRecalculationWorkflow).
+EVALUATE_AFTER_DAILY_REFRESH = "evaluate-after-daily-refresh-2026-12"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -26,9 +26,12 @@ with workflow.unsafe.imports_passed_through():
         DailyOutcome,
         DailyRefreshInput,
         DailySummary,
+        DailyTarget,
         ExperimentRecalculationInput,
         RecalculationInput,
     )
+    from workflows.constants import experiment_workflow_id
+    from workflows.patches import EVALUATE_AFTER_DAILY_REFRESH
     from workflows.timeseries_names import (
         DAILY_WORKFLOW_TYPE,
         EXPERIMENT_RECALCULATION_WORKFLOW_TYPE,
@@ -132,7 +135,7 @@ class DailyRecalculationWorkflow:
         outcomes: list[DailyOutcome] = []
         for offset in range(0, len(targets), DAILY_CONCURRENCY):
             batch = targets[offset : offset + DAILY_CONCURRENCY]
-            outcomes += await asyncio.gather(
+            refreshed = await asyncio.gather(
                 *(
                     workflow.execute_activity_method(
                         TimeseriesActivities.refresh_experiment_daily,
@@ -143,12 +146,28 @@ class DailyRecalculationWorkflow:
                     for target in batch
                 )
             )
+            outcomes += refreshed
+            for target, outcome in zip(batch, refreshed, strict=True):
+                # Histories recorded before this evaluated nothing here (and had no `autopilot`).
+                if outcome.autopilot and workflow.patched(EVALUATE_AFTER_DAILY_REFRESH):
+                    await _ask_to_evaluate(target)
         return DailySummary(
             hour=hour,
             total=len(targets),
             succeeded=sum(o.succeeded for o in outcomes),
             failed=sum(o.failed for o in outcomes),
         )
+
+
+async def _ask_to_evaluate(target: DailyTarget) -> None:
+    """Signal the experiment's workflow to evaluate its autopilot rules on the fresh day; it acts
+    exactly as on its own timer (and does nothing if the experiment no longer runs)."""
+    handle = workflow.get_external_workflow_handle(
+        experiment_workflow_id(target.project_id, target.experiment_id)
+    )
+    # No such workflow (deleted since discovery): nothing to evaluate; the refresh still counts.
+    with contextlib.suppress(FailureError):
+        await handle.signal("evaluate_rules")
 
 
 async def start_recalculation_child(project_id: int, experiment_id: int, reason: str) -> None:

@@ -16,12 +16,15 @@ from activities.experiments import ExperimentActivities
 from db.engine import make_async_engine, make_sessionmaker
 from db.tables import Experiment
 from domain.experiment_messages import ActivityInput, HistoryEntry, TransitionRequest
+from domain.timeseries_messages import DailyInput, DailySummary
 from settings import Settings
 from tests.api.test_approvals import eventually, get
-from tests.support.analysis import Row, store_events
+from tests.support.analysis import Row, set_project, store_events
 from tests.support.api_client import ApiClient
 from tests.support.experiments import action, create_experiment, handle
+from tests.support.histories import record_golden
 from tests.support.users import make_user
+from workflows.timeseries_names import DAILY_WORKFLOW_TYPE
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -224,3 +227,30 @@ async def test_a_change_after_the_judgement_wins(api: ApiClient, settings: Setti
         await engine.dispose()
     now = await get(api, exp["id"])
     assert now["status"] == "paused" and now["conclusion"] is None
+
+
+async def test_the_daily_refresh_evaluates_the_rules(
+    api: ApiClient, settings: Settings, temporal_client: Client
+) -> None:
+    """After the daily recalculation of an experiment with rules, its workflow evaluates them (the
+    rules' own timer is a day away here), and acts as on its timer."""
+    exp = await launched(api, settings, {"srm": {"action": "pause"}})
+    await seed(api, settings, exp, rates=EVEN, users={"control": 600, "test": 400})
+    await set_project(settings, api.project_id, experiment_recalculation_hour=7)
+    summary = await temporal_client.execute_workflow(
+        DAILY_WORKFLOW_TYPE,
+        DailyInput(hour=7),
+        id=f"daily-autopilot-{exp['id']}",
+        task_queue=settings.task_queue,
+        result_type=DailySummary,
+    )
+    assert summary.total == 1 and summary.failed == 0
+    daily = await temporal_client.get_workflow_handle(f"daily-autopilot-{exp['id']}").fetch_history()
+    await record_golden(daily, "daily_refresh_evaluates_autopilot")
+
+    async def paused() -> bool:
+        return bool((await get(api, exp["id"]))["status"] == "paused")
+
+    await eventually(paused, timeout=30)
+    entry = next(e for e in await trail(api, exp["id"]) if e["via"] == "autopilot")
+    assert entry["operation"] == "pause" and entry["evidence"]["rule"] == "srm"

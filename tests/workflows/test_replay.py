@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 from domain.experiment_messages import HistoryEntry, TransitionRequest
 from settings import Settings
@@ -24,10 +22,8 @@ from tests.api.test_approvals import eventually, get
 from tests.autopilot.test_autopilot_workflow import GUARD, USERS, evaluate, launched, seed
 from tests.support.api_client import ApiClient
 from tests.support.experiments import action, create_experiment, handle
+from tests.support.histories import HISTORIES, replayer
 from tests.support.users import make_user
-from workflows.experiment import ExperimentWorkflow
-
-HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -35,10 +31,6 @@ pytestmark = pytest.mark.usefixtures("worker")
 @pytest.fixture
 def database_url(sqlite_url: str) -> str:
     return sqlite_url
-
-
-def replayer() -> Replayer:
-    return Replayer(workflows=[ExperimentWorkflow], data_converter=pydantic_data_converter)
 
 
 async def record(client: Client, project_id: int, experiment_id: int) -> WorkflowHistory:
