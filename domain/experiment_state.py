@@ -102,7 +102,8 @@ class ExperimentState:
         evidence: dict[str, Any] | None = None,
     ) -> HistoryEntry:
         """Take a transition the database applied: the new snapshot, its history entry, and the
-        result a retry of its update id gets."""
+        result a retry of its update id gets. An update id already in history (adopted from the
+        database meanwhile, in runs from before the recheck under the lock) keeps its one entry."""
         self.snapshot = snapshot
         entry = HistoryEntry(
             operation=operation,
@@ -116,7 +117,8 @@ class ExperimentState:
             version=snapshot.version,
             evidence=evidence,
         )
-        self._remember(entry)
+        if update_id is None or update_id not in self.results:
+            self._remember(entry)
         if update_id is not None:
             self.results[update_id] = snapshot
         return entry

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.patches import (
         ACTIVITY_CHECKS_THE_ROW,
         RECALCULATE_ON_LAUNCH_AND_END,
+        RECHECK_RESULT_UNDER_LOCK,
         SKIP_RECALCULATION_WITHOUT_METRICS,
     )
     from workflows.timeseries import start_recalculation_child
@@ -171,6 +172,9 @@ class ExperimentWorkflow:
         self._busy = True
         try:
             async with self._lock:
+                cached = self._adopted_meanwhile()
+                if cached is not None:
+                    return cached
                 self._check_update(req)
                 before = self._require_snapshot()
                 operation = _update_operation(req)
@@ -518,6 +522,9 @@ class ExperimentWorkflow:
         self._busy = True  # before the first await: the next validator sees it (notes §1.2)
         try:
             async with self._lock:
+                cached = self._adopted_meanwhile()
+                if cached is not None:
+                    return cached
                 return await self._apply(operation, req, self._op_id(operation))
         finally:
             self._busy = False
@@ -657,6 +664,14 @@ class ExperimentWorkflow:
 
     def _cached(self) -> ExperimentSnapshot | None:
         return self._state.cached(self._update_id())
+
+    def _adopted_meanwhile(self) -> ExperimentSnapshot | None:
+        """This update's result, if another handler adopted it from the database while this one
+        waited for the lock (histories recorded before the patch ran the activity again)."""
+        cached = self._cached()
+        if cached is not None and workflow.patched(RECHECK_RESULT_UNDER_LOCK):
+            return cached
+        return None
 
     @staticmethod
     def _update_id() -> str | None:

@@ -20,3 +20,7 @@ ACTIVITY_CHECKS_THE_ROW = "activity-checks-the-row-2026-12"
 # The daily refresh asks each refreshed experiment with autopilot rules to evaluate them (signal
 # `evaluate_rules`); before, only the experiment's own timer evaluated (DailyRecalculationWorkflow).
 EVALUATE_AFTER_DAILY_REFRESH = "evaluate-after-daily-refresh-2026-12"
+# A transition whose update id became known while it waited for the lock (another handler adopted
+# the database's record of it: the first attempt committed, its workflow task was lost) returns
+# that result instead of running its activity again and recording it twice.
+RECHECK_RESULT_UNDER_LOCK = "recheck-result-under-lock-2026-12"

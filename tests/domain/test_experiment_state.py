@@ -146,6 +146,18 @@ def test_a_recovered_entry_goes_before_newer_versions() -> None:
     assert [e.update_id for e in s.history] == ["p", "end"]
 
 
+def test_an_update_adopted_before_its_handler_finished_stays_one_entry() -> None:
+    """Runs recorded before the recheck under the lock ran the activity again and accepted it."""
+    s = state(RUNNING)
+    s.adopt(Truth(snapshot=PAUSED, applied=[applied("p", PAUSED)]), WORKFLOW_ID)
+    s.accept(
+        operation="pause", via="rest", actor_id=None, before=RUNNING, snapshot=PAUSED, at=T0, update_id="p"
+    )
+    assert [e.update_id for e in s.history] == ["p"]
+    assert s.history[0].detail == "recovered from the database"
+    assert s.cached("p") == PAUSED
+
+
 def test_adopt_ignores_another_workflows_operations() -> None:
     s = state(RUNNING)
     other = AppliedRecord(

@@ -9,6 +9,7 @@ old ones: `RECORD_HISTORY=full_lifecycle_<what changed> pytest tests/workflows/t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,6 +111,10 @@ def golden_histories() -> list[Path]:
 
 @pytest.mark.parametrize("path", golden_histories(), ids=lambda p: p.stem)
 async def test_golden_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json("experiment-golden", path.read_text())
+    # Under the id it ran with: operation ids embed the workflow id, and a replay that recovers
+    # applied operations from the database parses them back with it.
+    text = path.read_text()
+    started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
+    history = WorkflowHistory.from_json(started["workflowId"], text)
     result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
