@@ -8,6 +8,8 @@ from observability.logs import configure_logging
 from observability.metrics import prepare_multiprocess
 from settings import load_settings
 
+KEEP_ALIVE_SECONDS = 75
+
 
 def main() -> None:
     settings = load_settings()
@@ -23,6 +25,10 @@ def main() -> None:
         access_log=False,
         # A worker-process restart must not leave half a request: uvicorn drains first.
         timeout_graceful_shutdown=10,
+        # Idle keep-alive connections are closed by the client first: uvicorn's 5 s equals httpx's
+        # pool expiry, so a request sent as the server closed the connection was lost ("server
+        # disconnected without sending a response"); load balancers keep idle connections 60 s.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

@@ -109,7 +109,12 @@ class Answer:
 async def fire(http: httpx.AsyncClient, flagship: Flagship, eid: int, operations: list[str]) -> list[Answer]:
     async def one(operation: str) -> Answer:
         key = f"race-{uuid.uuid4().hex}"
-        r = await http.post(flagship.url(f"experiments/{eid}/{operation}/"), headers={"Idempotency-Key": key})
+        url = flagship.url(f"experiments/{eid}/{operation}/")
+        try:
+            r = await http.post(url, headers={"Idempotency-Key": key})
+        except httpx.RemoteProtocolError:
+            # A pooled connection closed under the request: what a client does, the same key again.
+            r = await http.post(url, headers={"Idempotency-Key": key})
         return Answer(operation, key, r.status_code, r.json())
 
     return list(await asyncio.gather(*(one(op) for op in operations)))
