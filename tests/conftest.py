@@ -9,6 +9,8 @@ import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -126,6 +128,24 @@ async def credentials(settings: Settings) -> Credentials:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def api(
+    settings: Settings, credentials: Credentials, temporal_client: Client
+) -> AsyncIterator[ApiClient]:
+    async with _in_process_api(settings, credentials, temporal_client) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def short_timeout_api(
+    settings: Settings, credentials: Credentials, temporal_client: Client
+) -> AsyncIterator[ApiClient]:
+    """The API with a 2 s Temporal RPC timeout: tests of what a caller gets when no worker answers."""
+    fast = replace(settings, temporal_rpc_timeout_seconds=2.0)
+    async with _in_process_api(fast, credentials, temporal_client) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _in_process_api(
     settings: Settings, credentials: Credentials, temporal_client: Client
 ) -> AsyncIterator[ApiClient]:
     app = create_app(settings, temporal_client=temporal_client)

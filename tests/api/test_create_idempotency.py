@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
-import pytest_asyncio
-from asgi_lifespan import LifespanManager
 from temporalio.client import Client
 
-from api.app import create_app
-from db.bootstrap import Credentials
 from db.engine import make_async_engine
 from settings import Settings
 from tests.support.api_client import ApiClient
@@ -75,17 +69,6 @@ async def test_a_transition_key_reused_for_another_operation_is_refused(api: Api
     assert reused.status_code == 422, reused.text
     state = (await api.get(api.project(f"experiments/{exp['id']}/"))).json()
     assert state["status"] == "running"
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def short_timeout_api(
-    settings: Settings, credentials: Credentials, temporal_client: Client
-) -> AsyncIterator[ApiClient]:
-    app = create_app(replace(settings, temporal_rpc_timeout_seconds=2.0), temporal_client=temporal_client)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield ApiClient(http, credentials.personal_api_key, credentials.project_id)
 
 
 async def test_a_retry_after_a_503_creates_it_once(

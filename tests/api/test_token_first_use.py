@@ -18,11 +18,12 @@ from sqlmodel import col, func, select
 from temporalio.client import Client
 
 from api.app import create_app
-from db.bootstrap import Credentials, bootstrap
+from db.bootstrap import Credentials
 from db.engine import make_async_engine, make_sessionmaker
 from db.tables import Event
 from settings import Settings
 from tests.support.api_client import ApiClient
+from tests.support.bootstrap import run_bootstrap
 from tests.support.processes import base_env, free_port, process, wait_for
 
 CAPTURE_PATHS = ("/batch/", "/e/", "/capture/", "/i/v0/e/", "/i/v0/ai/batch/", "/track/")
@@ -110,11 +111,7 @@ async def test_every_api_process_accepts_a_new_token_at_once(tmp_path: Path, dat
     """WEB_CONCURRENCY=2: the project is created through one process, the SDK calls may land on the
     other, which has never seen the token; each call is a new connection, so both take turns."""
     key = "phx_firstusetestkey00000000000000000000000000"
-    engine = make_async_engine(database_url)
-    async with make_sessionmaker(engine)() as session:
-        creds = await bootstrap(session, personal_api_key=key, project_api_token=None)
-        await session.commit()
-    await engine.dispose()
+    creds = await run_bootstrap(database_url, key, None)
     assert creds is not None
     port = free_port()
     env = base_env(tmp_path, database_url) | {

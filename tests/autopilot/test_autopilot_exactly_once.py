@@ -6,10 +6,8 @@ row, the evaluation does not) while the evaluation has already committed."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -36,7 +34,7 @@ from tests.autopilot.test_autopilot_workflow import GUARD, USERS, launched, seed
 from tests.conftest import TEMPORAL_BIN
 from tests.support.api_client import ApiClient
 from tests.support.postgres import free_port
-from tests.support.processes import ROOT
+from tests.support.processes import start_worker
 from workflows.client import connect, ensure_search_attributes
 from workflows.constants import experiment_workflow_id
 from workflows.search_attributes import ALL_KEYS
@@ -73,17 +71,6 @@ class Server:
     async def stop(self) -> None:
         assert self.env is not None
         await self.env.shutdown()
-
-
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        DATABASE_URL=settings.database_url,
-        TEMPORAL_ADDRESS=settings.temporal_target,
-        TEMPORAL_NAMESPACE=settings.temporal_namespace,
-        TEMPORAL_TASK_QUEUE=settings.task_queue,
-    )
-    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

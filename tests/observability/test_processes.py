@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.bootstrap import bootstrap
 from db.engine import make_async_engine, make_sessionmaker
+from tests.support.bootstrap import run_bootstrap
 from tests.support.processes import base_env, free_port, process, wait_for
 
 pytestmark = pytest.mark.slow
@@ -88,11 +89,7 @@ async def test_api_exports_its_temporal_client_metrics(
     tmp_path: Path, sqlite_url: str, temporal_env: WorkflowEnvironment
 ) -> None:
     key = "phx_observabilitytestkey0000000000000000000000"
-    engine = make_async_engine(sqlite_url)
-    async with make_sessionmaker(engine)() as session:
-        creds = await bootstrap(session, personal_api_key=key, project_api_token=TOKEN)
-        await session.commit()
-    await engine.dispose()
+    creds = await run_bootstrap(sqlite_url, key, TOKEN)
     assert creds is not None
     port = free_port()
     env = base_env(tmp_path, sqlite_url) | {

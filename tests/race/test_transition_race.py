@@ -24,10 +24,9 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from db.bootstrap import bootstrap
-from db.engine import make_async_engine, make_sessionmaker
 from domain.experiment_messages import ExperimentSnapshot, HistoryEntry
 from domain.operation_ids import update_operation_id
+from tests.support.bootstrap import run_bootstrap
 from tests.support.processes import base_env, free_port, process, wait_for
 from workflows.client import connect, ensure_namespace, ensure_search_attributes
 from workflows.constants import experiment_workflow_id
@@ -62,7 +61,9 @@ class Flagship:
 async def flagship(
     tmp_path: Path, database_url: str, temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[Flagship]:
-    project_id = await _bootstrap(database_url)
+    creds = await run_bootstrap(database_url, KEY)
+    assert creds is not None
+    project_id = creds.project_id
     address = temporal_env.client.service_client.config.target_host
     namespace = f"race-{uuid.uuid4().hex[:8]}"
     client = await _namespace(temporal_env.client, address, namespace)
@@ -78,18 +79,6 @@ async def flagship(
         api = stack.enter_context(process([sys.executable, "-m", "api"], env, tmp_path / "api.log"))
         await asyncio.to_thread(wait_for, f"{base}/_health", api, tmp_path / "api.log")
         yield Flagship(base, project_id, client)
-
-
-async def _bootstrap(database_url: str) -> int:
-    engine = make_async_engine(database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            creds = await bootstrap(session, personal_api_key=KEY, project_api_token=None)
-            await session.commit()
-    finally:
-        await engine.dispose()
-    assert creds is not None
-    return creds.project_id
 
 
 async def _namespace(admin: Client, address: str, namespace: str) -> Client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,12 +14,13 @@ from pathlib import Path
 
 import httpx
 
+from settings import Settings
 from tests.support.postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 
-__all__ = ["ROOT", "base_env", "free_port", "process", "wait_for"]
+__all__ = ["ROOT", "base_env", "free_port", "process", "start_worker", "wait_for"]
 
 
 @contextmanager
@@ -58,3 +60,16 @@ def base_env(tmp_path: Path, database_url: str) -> dict[str, str]:
         "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4().hex[:12]}",
         "LOG_FORMAT": "json",
     }
+
+
+def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """`python worker.py` on the test's database, Temporal namespace and task queue (the caller
+    kills or stops it: the fault-injection tests kill it mid-activity)."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=settings.database_url,
+        TEMPORAL_ADDRESS=settings.temporal_target,
+        TEMPORAL_NAMESPACE=settings.temporal_namespace,
+        TEMPORAL_TASK_QUEUE=settings.task_queue,
+    )
+    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT)

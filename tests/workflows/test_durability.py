@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 from asgi_lifespan import LifespanManager
 from temporalio.client import Client
 
@@ -26,6 +22,7 @@ from domain.experiment_messages import HistoryEntry
 from settings import Settings
 from tests.support.api_client import ApiClient
 from tests.support.experiments import action, create_experiment, handle
+from tests.support.processes import start_worker
 from worker import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,17 +37,6 @@ def database_url(sqlite_url: str) -> str:
 def settings(settings: Settings) -> Settings:
     # Long enough to ride out a workflow-task timeout (10 s) after the worker is killed.
     return replace(settings, temporal_rpc_timeout_seconds=30.0)
-
-
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        DATABASE_URL=settings.database_url,
-        TEMPORAL_ADDRESS=settings.temporal_target,
-        TEMPORAL_NAMESPACE=settings.temporal_namespace,
-        TEMPORAL_TASK_QUEUE=settings.task_queue,
-    )
-    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT)
 
 
 def sqlite_path(url: str) -> str:
@@ -102,17 +88,6 @@ async def test_no_worker_reads_still_work_and_writes_fail_fast(
     await engine.dispose()
     assert (await api.get(api.project(f"experiments/{exp['id']}/"))).status_code == 200
     assert (await api.get(api.project("experiments/"))).json()["count"] == 1
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def short_timeout_api(
-    settings: Settings, credentials: Credentials, temporal_client: Client
-) -> AsyncIterator[ApiClient]:
-    app = create_app(replace(settings, temporal_rpc_timeout_seconds=2.0), temporal_client=temporal_client)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield ApiClient(http, credentials.personal_api_key, credentials.project_id)
 
 
 async def test_write_without_worker_is_503_in_bounded_time(
