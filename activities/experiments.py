@@ -23,6 +23,7 @@ from activities.rows import (
     Written,
     audit,
     bump,
+    load_for_transition,
     load_for_write,
     parse_columns,
     update_operation,
@@ -37,7 +38,7 @@ from activities.transitions import (
 from db import approvals as approval_queries
 from db import experiments as queries
 from db import operations
-from db.metric_analysis import experiment_metrics
+from db.metric_analysis import has_metrics
 from db.tables import Experiment, ExperimentActivity, ExperimentToSavedMetric, FeatureFlag
 from domain import approvals as rules
 from domain.errors import NotFound, ValidationFailed
@@ -138,11 +139,14 @@ class ExperimentActivities(RowWriter):
     @activity.defn(name="experiment.transition")
     async def apply_transition(self, inp: ActivityInput) -> ExperimentSnapshot:
         async def work(session: AsyncSession) -> Written:
-            experiment, flag = await load_for_write(session, inp.experiment_id)
+            rows = await load_for_transition(session, inp.experiment_id)
+            experiment, flag = rows.experiment, rows.flag
             check_expected_version(experiment, inp.request)
             before = stored_status(experiment.start_date, experiment.end_date)
             effect = plan_operation(inp.operation, experiment, flag, inp.request, inp.now)
-            gate = await approval_gate(session, experiment, flag, inp)
+            gate = await approval_gate(
+                session, experiment, flag, inp, project_has_policies=rows.approval_policies > 0
+            )
             if gate is not None:
                 await session.commit()  # the change request outlives this refused operation
                 raise approval_required(gate)
@@ -164,7 +168,7 @@ class ExperimentActivities(RowWriter):
                 experiment.end_date is None
             ):
                 # Launch and end recalculate the results; the workflow skips that with nothing to compute.
-                fields["has_metrics"] = bool(await experiment_metrics(session, experiment))
+                fields["has_metrics"] = await has_metrics(session, experiment, rows.saved_metric_links)
             return ExperimentSnapshot.model_validate(fields), operations.row_image(experiment, flag)
 
         return await self.once(inp.op_id, work, inp.experiment_id, inp.operation)

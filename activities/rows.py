@@ -136,6 +136,13 @@ async def load_for_write(
     return found
 
 
+async def load_for_transition(session: AsyncSession, experiment_id: int) -> queries.TransitionRows:
+    found = await queries.rows_for_transition(session, experiment_id)
+    if found is None or found.experiment.deleted:
+        raise NotFound()
+    return found
+
+
 def change_flag(session: AsyncSession, flag: FeatureFlag, changes: dict[str, Any], now: datetime) -> None:
     for name, value in changes.items():
         setattr(flag, name, value)

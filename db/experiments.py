@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.tables import (
     AppliedOperation,
+    ApprovalPolicy,
+    ChangeRequest,
     Experiment,
     ExperimentActivity,
     ExperimentIdAllocation,
+    ExperimentToSavedMetric,
     FeatureFlag,
 )
 from domain.experiment_messages import ExperimentSnapshot
@@ -72,6 +77,65 @@ async def experiment_with_flag(
         query = query.with_for_update(of=Experiment)  # the flag side of an outer join cannot be
     row = (await session.exec(query)).first()
     return (row[0], row[1]) if row is not None else None
+
+
+async def experiment_for_action(
+    session: AsyncSession, experiment_id: int
+) -> tuple[Experiment, FeatureFlag | None, bool] | None:
+    """`experiment_with_flag`, and whether an approved change request was ever applied to the
+    experiment: only then can an action be the retry of one (api/experiments/ship.already_applied)."""
+    applied = (
+        select(ChangeRequest.id)
+        .where(col(ChangeRequest.experiment_id) == col(Experiment.id), ChangeRequest.state == "applied")
+        .exists()
+    )
+    query = (
+        select(Experiment, FeatureFlag, applied)
+        .outerjoin(FeatureFlag, col(FeatureFlag.id) == col(Experiment.feature_flag_id))
+        .where(Experiment.id == experiment_id)
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.exec(query)).first()
+    return (row[0], row[1], bool(row[2])) if row is not None else None
+
+
+@dataclass(frozen=True)
+class TransitionRows:
+    """The rows a transition writes, with the counts that tell whether it needs more queries:
+    without approval policies in the project no flag change is gated, and without linked saved
+    metrics only the inline ones can make a recalculation worth starting."""
+
+    experiment: Experiment
+    flag: FeatureFlag | None
+    saved_metric_links: int
+    approval_policies: int
+
+
+async def rows_for_transition(session: AsyncSession, experiment_id: int) -> TransitionRows | None:
+    """`experiment_with_flag(lock=True)` and both counts in one round trip."""
+    links = (
+        select(func.count())
+        .select_from(ExperimentToSavedMetric)
+        .where(col(ExperimentToSavedMetric.experiment_id) == col(Experiment.id))
+        .scalar_subquery()
+    )
+    policies = (
+        select(func.count())
+        .select_from(ApprovalPolicy)
+        .where(col(ApprovalPolicy.team_id) == col(Experiment.team_id))
+        .scalar_subquery()
+    )
+    query = (
+        select(Experiment, FeatureFlag, links, policies)
+        .outerjoin(FeatureFlag, col(FeatureFlag.id) == col(Experiment.feature_flag_id))
+        .where(Experiment.id == experiment_id)
+        .execution_options(populate_existing=True)
+        .with_for_update(of=Experiment)
+    )
+    row = (await session.exec(query)).first()
+    if row is None:
+        return None
+    return TransitionRows(row[0], row[1], int(row[2] or 0), int(row[3] or 0))
 
 
 async def flag_of(session: AsyncSession, experiment: Experiment) -> FeatureFlag | None:

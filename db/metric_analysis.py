@@ -171,11 +171,20 @@ def metric_fingerprint(experiment: Experiment, metric: Mapping[str, Any]) -> str
 
 async def experiment_metrics(session: AsyncSession, experiment: Experiment) -> list[dict[str, Any]]:
     """Inline primary and secondary metrics, then linked saved metrics, each with a uuid."""
-    inline = [
-        m for m in [*(experiment.metrics or []), *(experiment.metrics_secondary or [])] if isinstance(m, dict)
-    ]
     assert experiment.id is not None
     links = await links_of(session, experiment.id)
     saved = await saved_metrics_by_ids(session, experiment.team_id, [link.saved_metric_id for link in links])
     shared = [dict(row.query) for row in saved.values() if isinstance(row.query, dict)]
-    return [m for m in [*inline, *shared] if m.get("uuid")]
+    return [*_inline_metrics(experiment), *(m for m in shared if m.get("uuid"))]
+
+
+async def has_metrics(session: AsyncSession, experiment: Experiment, saved_metric_links: int) -> bool:
+    """Whether `experiment_metrics` returns any, without querying when the row already says."""
+    if _inline_metrics(experiment):
+        return True
+    return saved_metric_links > 0 and bool(await experiment_metrics(session, experiment))
+
+
+def _inline_metrics(experiment: Experiment) -> list[dict[str, Any]]:
+    metrics = [*(experiment.metrics or []), *(experiment.metrics_secondary or [])]
+    return [m for m in metrics if isinstance(m, dict) and m.get("uuid")]
