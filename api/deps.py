@@ -23,7 +23,7 @@ from domain.keys import PERSONAL_KEY_PREFIX, PROJECT_SECRET_PREFIX, scopes_allow
 from settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: no threadpool hop
     settings: Settings = request.app.state.settings
     return settings
 
@@ -93,7 +93,8 @@ async def _find_credential(request: Request) -> tuple[str, str] | None:
     return None
 
 
-async def authenticate(request: Request, session: AsyncSession) -> Principal:
+async def authenticate(request: Request, session: AsyncSession, project_id: int | None = None) -> Principal:
+    """`project_id`: the project the request is for, read with a personal key in the same query."""
     found = await _find_credential(request)
     if found is None:
         raise not_authenticated()
@@ -104,7 +105,9 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal:
             raise authentication_failed("Project secret API key is invalid.")
         return Principal(user=None, key=None, secret_project=project)
     found_key = (
-        await accounts.key_with_user(session, value) if value.startswith(PERSONAL_KEY_PREFIX) else None
+        await accounts.key_with_user(session, value, project_id)
+        if value.startswith(PERSONAL_KEY_PREFIX)
+        else None
     )
     if found_key is None:  # no such key, or its user is gone
         raise authentication_failed(f"Personal API key found in request {where} is invalid.")
@@ -131,7 +134,12 @@ class Auth:
         self.secret_allowed = secret_allowed
 
     async def __call__(self, request: Request, session: SessionDep) -> Principal:
-        principal = await authenticate(request, session)
+        return await self.check(request, session)
+
+    async def check(
+        self, request: Request, session: AsyncSession, project_id: int | None = None
+    ) -> Principal:
+        principal = await authenticate(request, session, project_id)
         check_scope(principal, self.scope, secret_allowed=self.secret_allowed)
         return principal
 
@@ -190,6 +198,11 @@ class ProjectContext:
     project_timezone: str = "UTC"
 
 
+def _plain_id(raw: str) -> int | None:
+    """A path id that can be looked up as it is (not `@current`, not past a 64-bit integer)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+
+
 class ProjectAuth:
     """`Depends(ProjectAuth("feature_flag:read"))` for routes under /api/projects/{project_id}/."""
 
@@ -202,7 +215,7 @@ class ProjectAuth:
         session: SessionDep,
         project_id: Annotated[str, Path(description="Project id, or `@current`.")],
     ) -> ProjectContext:
-        principal = await self.auth(request, session)
+        principal = await self.auth.check(request, session, _plain_id(project_id))
         project = await resolve_project(session, principal, project_id)
         assert project.id is not None
         return ProjectContext(

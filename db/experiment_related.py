@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from sqlalchemy import inspect
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,10 +43,18 @@ Row = TypeVar("Row", FeatureFlag, User, ExperimentHoldout, ExperimentSavedMetric
 
 
 async def _by_id(session: AsyncSession, model: type[Row], ids: list[int]) -> dict[int, Row]:
-    if not ids:
-        return {}
-    rows = (await session.exec(select(model).where(col(model.id).in_(ids)))).all()
-    return {row.id: row for row in rows if row.id is not None}
+    """Rows this session holds already (the caller's own user, say) are taken as they are: a query
+    would return those same objects, unrefreshed."""
+    found: dict[int, Row] = {}
+    for row_id in ids:
+        held = session.identity_map.get(identity_key(model, row_id))
+        if isinstance(held, model) and not inspect(held).expired_attributes:
+            found[row_id] = held
+    missing = [row_id for row_id in ids if row_id not in found]
+    if missing:
+        rows = (await session.exec(select(model).where(col(model.id).in_(missing)))).all()
+        found.update({row.id: row for row in rows if row.id is not None})
+    return found
 
 
 async def load_related(

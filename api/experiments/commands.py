@@ -39,9 +39,23 @@ async def find_experiment(
     session: AsyncSession, ctx: ProjectContext, experiment_id: int, *, include_deleted: bool = False
 ) -> tuple[Experiment, FeatureFlag | None]:
     found = await queries.experiment_with_flag(session, experiment_id)
-    if found is None or found[0].team_id != ctx.project_id or (found[0].deleted and not include_deleted):
+    if found is None or not _visible(found[0], ctx, include_deleted):
         raise not_found()
     return found
+
+
+async def find_experiment_for_action(
+    session: AsyncSession, ctx: ProjectContext, experiment_id: int
+) -> tuple[Experiment, FeatureFlag | None, bool]:
+    """`find_experiment`, and whether an approved change was ever applied to it (same query)."""
+    found = await queries.experiment_for_action(session, experiment_id)
+    if found is None or not _visible(found[0], ctx, include_deleted=False):
+        raise not_found()
+    return found
+
+
+def _visible(experiment: Experiment, ctx: ProjectContext, include_deleted: bool) -> bool:
+    return experiment.team_id == ctx.project_id and (include_deleted or not experiment.deleted)
 
 
 def observed_snapshot(experiment: Experiment, flag: FeatureFlag | None) -> ExperimentSnapshot:

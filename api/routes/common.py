@@ -9,7 +9,7 @@ from fastapi import Body, Depends, Header, Request
 from api.temporal import TemporalConnection
 
 
-def _temporal(request: Request) -> TemporalConnection:
+async def _temporal(request: Request) -> TemporalConnection:  # async: no threadpool hop
     temporal: TemporalConnection = request.app.state.temporal
     return temporal
 

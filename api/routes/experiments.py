@@ -184,9 +184,11 @@ async def _action(
     temporal: TemporalConnection,
     idempotency_key: str | None,
 ) -> dict[str, Any]:
-    experiment, flag = await commands.find_experiment(session, ctx, experiment_id)
+    experiment, flag, approvals_applied = await commands.find_experiment_for_action(
+        session, ctx, experiment_id
+    )
     req = _transition_request(operation, body, ctx)
-    if await already_applied(session, experiment, operation, req):
+    if approvals_applied and await already_applied(session, experiment, operation, req):
         return await experiment_out(session, experiment, user_access_level=commands.access_level(ctx))
     return await commands.send(
         session, temporal, ctx, experiment, flag, update=operation, arg=req, idempotency_key=idempotency_key
