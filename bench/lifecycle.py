@@ -2,7 +2,9 @@
 
 Starts a Temporal dev server with a persistence file, `python worker.py` and `python -m api`
 (as `make run` does), then measures launch/pause/resume/end through HTTP at 1 and 16 concurrent
-clients, and a no-op workflow update (the floor any update-based design pays) in the same run.
+clients, and in the same run a no-op workflow update (the floor any update-based design pays) and
+the floors of a transition's history: the same update with a no-op local activity, and with the
+status search-attribute upsert too (bench/noop_workflow.py).
 
     .venv/bin/python bench/lifecycle.py [--cycles 15] [--clients 1 16]
 """
@@ -33,10 +35,11 @@ from temporalio.worker import Worker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.noop_workflow import NoopWorkflow  # noqa: E402
+from bench.noop_workflow import NoopWorkflow, noop_activity  # noqa: E402
 from workflows.search_attributes import cli_flags  # noqa: E402
 
 OPERATIONS = ("launch", "pause", "resume", "end")
+FLOORS = ("touch_with_activity", "touch_with_status")
 
 
 def free_port() -> int:
@@ -145,7 +148,10 @@ async def run_rest(
     return out, sum(counts) / elapsed
 
 
-async def run_bare(client: Client, clients: int, calls: int) -> tuple[list[float], float]:
+async def run_bare(
+    client: Client, clients: int, calls: int, update: str = "touch"
+) -> tuple[list[float], float]:
+    """`update` of NoopWorkflow: the bare one, or a floor (bench/noop_workflow.py)."""
     latencies: list[float] = []
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"
 
@@ -155,11 +161,12 @@ async def run_bare(client: Client, clients: int, calls: int) -> tuple[list[float
         )
         for _ in range(calls):
             started = time.perf_counter()
-            await handle.execute_update(NoopWorkflow.touch)
+            await handle.execute_update(update, result_type=int)
             latencies.append(time.perf_counter() - started)
         await handle.terminate()
 
-    async with Worker(client, task_queue=task_queue, workflows=[NoopWorkflow]):
+    worker = Worker(client, task_queue=task_queue, workflows=[NoopWorkflow], activities=[noop_activity])
+    async with worker:
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(clients)))
         elapsed = time.perf_counter() - started
@@ -204,6 +211,20 @@ async def main(cycles: int, client_counts: tuple[int, ...] = (1, 16)) -> dict[st
                 "bare_cpu_ms_per_update": {k: round(v, 2) for k, v in bare_cpu.items()},
                 "rest_cpu_ms_per_transition": {k: round(v, 2) for k, v in rest_cpu.items()},
             }
+            # The floors: what a transition's history holds besides the bare update (its local
+            # activity's marker, then the status search attribute), with nothing else done.
+            for update in FLOORS:
+                start = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
+                floor, floor_tput = await run_bare(client, clients, calls=cycles * 5, update=update)
+                end = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
+                line[update] = {
+                    "p50_ms": round(pct(floor, 0.5), 1),
+                    "updates_per_s": round(floor_tput, 1),
+                    "cpu_ms_per_update": {
+                        "server": round((end["server"] - start["server"]) / len(floor) * 1000, 2),
+                        "worker_and_client": round((end["bench"] - start["bench"]) / len(floor) * 1000, 2),
+                    },
+                }
             report[f"{clients}_clients"] = line
             print(f"{clients:>2} clients: {json.dumps(line)}", flush=True)
     return report
