@@ -6,7 +6,10 @@ clients, and in the same run a no-op workflow update (the floor any update-based
 the floors of a transition's history: the same update with a no-op local activity, and with the
 status search-attribute upsert too (bench/noop_workflow.py).
 
-    .venv/bin/python bench/lifecycle.py [--cycles 15] [--clients 1 16]
+    .venv/bin/python bench/lifecycle.py [--cycles 6] [--clients 1 16] [--rounds 3]
+
+Each concurrency level runs `--rounds` paired rounds (bare, REST, floors back to back); latencies
+are pooled, the throughput ratio is the median of the rounds' own ratios.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -178,53 +181,90 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def main(cycles: int, client_counts: tuple[int, ...] = (1, 16)) -> dict[str, object]:
+@dataclass
+class Phase:
+    """One kind of call measured over the rounds: latencies pooled, throughput and CPU per round."""
+
+    latencies: list[float] = field(default_factory=list)
+    throughputs: list[float] = field(default_factory=list)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per process, summed over the rounds
+    calls: int = 0
+
+    def add(self, latencies: list[float], throughput: float, calls: int, cpu: dict[str, float]) -> None:
+        self.latencies += latencies
+        self.throughputs.append(throughput)
+        self.calls += calls
+        for name, seconds in cpu.items():
+            self.cpu_ms[name] = self.cpu_ms.get(name, 0.0) + seconds * 1000
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "p50_ms": round(pct(self.latencies, 0.5), 1),
+            "p99_ms": round(pct(self.latencies, 0.99), 1),
+            "per_s": round(statistics.median(self.throughputs), 1),
+            "cpu_ms_per_call": {name: round(ms / self.calls, 2) for name, ms in self.cpu_ms.items()},
+        }
+
+
+async def measure_round(
+    svc: Services, client: Client, clients: int, cycles: int, phases: dict[str, Phase]
+) -> dict[str, list[float]]:
+    """Bare update, REST, then the floors, back to back: what the machine does meanwhile (a shared
+    host's load changes by the minute) weighs on all of them alike."""
+    rest_by_operation: dict[str, list[float]] = {}
+    for name in ("bare", "rest", *FLOORS):
+        before = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
+        if name == "rest":
+            by_operation, throughput = await run_rest(svc.base_url, svc.key, clients, cycles)
+            latencies = [v for values in by_operation.values() for v in values]
+            rest_by_operation = by_operation
+            calls = len(latencies) * 5 // 4  # resets are transitions too, though not timed
+        else:
+            update = "touch" if name == "bare" else name
+            latencies, throughput = await run_bare(client, clients, calls=cycles * 5, update=update)
+            calls = len(latencies)
+        after = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
+        # The bare update and the floors run their worker in this process (with their client);
+        # REST runs in the server, worker and API processes (this process is its HTTP client).
+        keys = ("server", "worker", "api") if name == "rest" else ("server", "bench")
+        cpu = {("worker_and_client" if k == "bench" else k): after[k] - before[k] for k in keys}
+        phases[name].add(latencies, throughput, calls, cpu)
+    return rest_by_operation
+
+
+async def main(cycles: int, client_counts: tuple[int, ...] = (1, 16), rounds: int = 3) -> dict[str, object]:
     report: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp, services(Path(tmp)) as svc:
         client = await Client.connect(svc.address, data_converter=pydantic_data_converter)
         for clients in client_counts:
-            before = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
-            bare, bare_tput = await run_bare(client, clients, calls=cycles * 5)
-            middle = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
-            rest, rest_tput = await run_rest(svc.base_url, svc.key, clients, cycles)
-            after = svc.cpu()
-            every = [v for values in rest.values() for v in values]
-            calls = len(bare)
-            transitions = len(every) * 5 // 4  # resets are transitions too, though not timed
-            # CPU per call: the bare update's server and in-process worker (this process, which also
-            # runs its client), and the REST transition's server, worker and API.
-            bare_cpu = {
-                "server": (middle["server"] - before["server"]) / calls * 1000,
-                "worker_and_client": (middle["bench"] - before["bench"]) / calls * 1000,
+            phases = {name: Phase() for name in ("bare", "rest", *FLOORS)}
+            by_operation: dict[str, list[float]] = {op: [] for op in OPERATIONS}
+            for _ in range(rounds):
+                for op, values in (await measure_round(svc, client, clients, cycles, phases)).items():
+                    by_operation[op] += values
+            bare, rest = phases["bare"], phases["rest"]
+            # Throughput ratio: the median of each round's (a paired comparison), not of the medians.
+            paired = [r / b for r, b in zip(rest.throughputs, bare.throughputs, strict=True)]
+            floor = phases[FLOORS[-1]]
+            floor_paired = [r / f for r, f in zip(rest.throughputs, floor.throughputs, strict=True)]
+            line: dict[str, object] = {
+                "p50_ratio": round(pct(rest.latencies, 0.5) / pct(bare.latencies, 0.5), 2),
+                "throughput_ratio": round(statistics.median(paired), 2),
+                "throughput_ratio_per_round": [round(ratio, 2) for ratio in paired],
+                # The same against the status floor: what Flagship adds beyond what Temporal must do.
+                "p50_ratio_to_floor": round(pct(rest.latencies, 0.5) / pct(floor.latencies, 0.5), 2),
+                "throughput_ratio_to_floor": round(statistics.median(floor_paired), 2),
+                "floor_throughput_ratio": round(
+                    statistics.median(
+                        f / b for f, b in zip(floor.throughputs, bare.throughputs, strict=True)
+                    ),
+                    2,
+                ),
+                "per_operation_p50_ms": {
+                    op: round(statistics.median(v) * 1000, 1) for op, v in by_operation.items()
+                },
+                **{name: phase.summary() for name, phase in phases.items()},
             }
-            rest_cpu = {name: (after[name] - middle[name]) / transitions * 1000 for name in after}
-            line = {
-                "bare_p50_ms": round(pct(bare, 0.5), 1),
-                "bare_p99_ms": round(pct(bare, 0.99), 1),
-                "bare_updates_per_s": round(bare_tput, 1),
-                "rest_p50_ms": round(pct(every, 0.5), 1),
-                "rest_p99_ms": round(pct(every, 0.99), 1),
-                "rest_transitions_per_s": round(rest_tput, 1),
-                "p50_ratio": round(pct(every, 0.5) / pct(bare, 0.5), 2),
-                "throughput_ratio": round(rest_tput / bare_tput, 2),
-                "per_operation_p50_ms": {op: round(statistics.median(v) * 1000, 1) for op, v in rest.items()},
-                "bare_cpu_ms_per_update": {k: round(v, 2) for k, v in bare_cpu.items()},
-                "rest_cpu_ms_per_transition": {k: round(v, 2) for k, v in rest_cpu.items()},
-            }
-            # The floors: what a transition's history holds besides the bare update (its local
-            # activity's marker, then the status search attribute), with nothing else done.
-            for update in FLOORS:
-                start = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
-                floor, floor_tput = await run_bare(client, clients, calls=cycles * 5, update=update)
-                end = svc.cpu() | {"bench": cpu_seconds(os.getpid())}
-                line[update] = {
-                    "p50_ms": round(pct(floor, 0.5), 1),
-                    "updates_per_s": round(floor_tput, 1),
-                    "cpu_ms_per_update": {
-                        "server": round((end["server"] - start["server"]) / len(floor) * 1000, 2),
-                        "worker_and_client": round((end["bench"] - start["bench"]) / len(floor) * 1000, 2),
-                    },
-                }
             report[f"{clients}_clients"] = line
             print(f"{clients:>2} clients: {json.dumps(line)}", flush=True)
     return report
@@ -232,7 +272,10 @@ async def main(cycles: int, client_counts: tuple[int, ...] = (1, 16)) -> dict[st
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cycles", type=int, default=15)
+    parser.add_argument(
+        "--cycles", type=int, default=6, help="launch-pause-resume-end-reset cycles per client and round"
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16], help="concurrency levels")
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds of every measurement")
     args = parser.parse_args()
-    asyncio.run(main(args.cycles, tuple(args.clients)))
+    asyncio.run(main(args.cycles, tuple(args.clients), args.rounds))
