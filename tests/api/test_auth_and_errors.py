@@ -86,6 +86,19 @@ async def test_project_scoping_and_other_organizations(api: ApiClient, settings:
     assert (await api.get(api.project(f"feature_flags/{created.json()['id']}/"))).json() == NOT_FOUND
 
 
+@pytest.mark.parametrize(
+    "raw_id",
+    ["99999", "9" * 18, "9" * 19, "9" * 40, "0001", "\u0661", "-1", "1.0", "1e3", "%20"],
+)
+async def test_project_ids_in_the_path(api: ApiClient, raw_id: str) -> None:
+    """The path's project is read with the key (one query): any spelling answers as before."""
+    r = await api.get(f"/api/projects/{raw_id}/feature_flags/")
+    if raw_id in ("0001", "\u0661") and api.project_id == 1:
+        assert r.status_code == 200  # int() reads both as project 1, as it always did
+    else:
+        assert r.status_code == 404 and r.json() == NOT_FOUND
+
+
 async def test_error_bodies(api: ApiClient) -> None:
     r = await api.get("/api/nothing-here/")
     assert r.status_code == 404 and r.json() == NOT_FOUND
