@@ -198,7 +198,7 @@ class ProjectContext:
     project_timezone: str = "UTC"
 
 
-def _plain_id(raw: str) -> int | None:
+def plain_project_id(raw: str) -> int | None:
     """A path id that can be looked up as it is (not `@current`, not past a 64-bit integer)."""
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
@@ -215,7 +215,7 @@ class ProjectAuth:
         session: SessionDep,
         project_id: Annotated[str, Path(description="Project id, or `@current`.")],
     ) -> ProjectContext:
-        principal = await self.auth.check(request, session, _plain_id(project_id))
+        principal = await self.auth.check(request, session, plain_project_id(project_id))
         project = await resolve_project(session, principal, project_id)
         assert project.id is not None
         return ProjectContext(

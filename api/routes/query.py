@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, Path, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import ProjectContext, SessionDep, authenticate, resolve_project
+from api.deps import ProjectContext, SessionDep, authenticate, plain_project_id, resolve_project
 from api.errors import not_found, permission_denied
 from api.query_limits import QueryLimiter
 from api.render import bad_request
@@ -40,7 +40,7 @@ class QueryAuth:
     async def __call__(
         self, request: Request, session: SessionDep, project_id: Annotated[str, Path()]
     ) -> ProjectContext:
-        principal = await authenticate(request, session)
+        principal = await authenticate(request, session, plain_project_id(project_id))
         if principal.secret_project is not None:
             raise permission_denied("This action does not support Project Secret API Key access")
         if not any(scopes_allow(principal.scopes, scope) for scope in QUERY_SCOPES):
