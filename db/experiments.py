@@ -67,16 +67,21 @@ async def experiment_with_flag(
     """The row and its flag in one query, fresh from the database (objects already in the session
     are refreshed). `lock`: the experiment row stays locked for the rest of the transaction on
     PostgreSQL (SQLite locks on write)."""
+    row = (await session.exec(_with_flag(experiment_id, lock=lock))).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _with_flag(experiment_id: int, *columns: Any, lock: bool = False) -> Any:
+    """The experiment, its flag and `columns` (correlated to the experiment), fresh from the
+    database. `lock`: the experiment row stays locked for the rest of the transaction on
+    PostgreSQL (SQLite locks on write); the flag side of an outer join cannot be."""
     query = (
-        select(Experiment, FeatureFlag)
+        select(Experiment, FeatureFlag, *columns)
         .outerjoin(FeatureFlag, col(FeatureFlag.id) == col(Experiment.feature_flag_id))
         .where(Experiment.id == experiment_id)
         .execution_options(populate_existing=True)
     )
-    if lock:
-        query = query.with_for_update(of=Experiment)  # the flag side of an outer join cannot be
-    row = (await session.exec(query)).first()
-    return (row[0], row[1]) if row is not None else None
+    return query.with_for_update(of=Experiment) if lock else query
 
 
 async def experiment_for_action(
@@ -89,13 +94,7 @@ async def experiment_for_action(
         .where(col(ChangeRequest.experiment_id) == col(Experiment.id), ChangeRequest.state == "applied")
         .exists()
     )
-    query = (
-        select(Experiment, FeatureFlag, applied)
-        .outerjoin(FeatureFlag, col(FeatureFlag.id) == col(Experiment.feature_flag_id))
-        .where(Experiment.id == experiment_id)
-        .execution_options(populate_existing=True)
-    )
-    row = (await session.exec(query)).first()
+    row = (await session.exec(_with_flag(experiment_id, applied))).first()
     return (row[0], row[1], bool(row[2])) if row is not None else None
 
 
@@ -125,14 +124,7 @@ async def rows_for_transition(session: AsyncSession, experiment_id: int) -> Tran
         .where(col(ApprovalPolicy.team_id) == col(Experiment.team_id))
         .scalar_subquery()
     )
-    query = (
-        select(Experiment, FeatureFlag, links, policies)
-        .outerjoin(FeatureFlag, col(FeatureFlag.id) == col(Experiment.feature_flag_id))
-        .where(Experiment.id == experiment_id)
-        .execution_options(populate_existing=True)
-        .with_for_update(of=Experiment)
-    )
-    row = (await session.exec(query)).first()
+    row = (await session.exec(_with_flag(experiment_id, links, policies, lock=True))).first()
     if row is None:
         return None
     return TransitionRows(row[0], row[1], int(row[2] or 0), int(row[3] or 0))
