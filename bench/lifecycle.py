@@ -206,6 +206,16 @@ class Phase:
         }
 
 
+def p50_ratio(phase: Phase, baseline: Phase) -> float:
+    return round(pct(phase.latencies, 0.5) / pct(baseline.latencies, 0.5), 2)
+
+
+def paired_ratio(phase: Phase, baseline: Phase) -> float:
+    """The median of each round's throughput ratio (a paired comparison), not a ratio of medians."""
+    ratios = [p / b for p, b in zip(phase.throughputs, baseline.throughputs, strict=True)]
+    return round(statistics.median(ratios), 2)
+
+
 async def measure_round(
     svc: Services, client: Client, clients: int, cycles: int, phases: dict[str, Phase]
 ) -> dict[str, list[float]]:
@@ -243,23 +253,17 @@ async def main(cycles: int, client_counts: tuple[int, ...] = (1, 16), rounds: in
                 for op, values in (await measure_round(svc, client, clients, cycles, phases)).items():
                     by_operation[op] += values
             bare, rest = phases["bare"], phases["rest"]
-            # Throughput ratio: the median of each round's (a paired comparison), not of the medians.
-            paired = [r / b for r, b in zip(rest.throughputs, bare.throughputs, strict=True)]
             floor = phases[FLOORS[-1]]
-            floor_paired = [r / f for r, f in zip(rest.throughputs, floor.throughputs, strict=True)]
             line: dict[str, object] = {
-                "p50_ratio": round(pct(rest.latencies, 0.5) / pct(bare.latencies, 0.5), 2),
-                "throughput_ratio": round(statistics.median(paired), 2),
-                "throughput_ratio_per_round": [round(ratio, 2) for ratio in paired],
+                "p50_ratio": p50_ratio(rest, bare),
+                "throughput_ratio": paired_ratio(rest, bare),
+                "throughput_ratio_per_round": [
+                    round(r / b, 2) for r, b in zip(rest.throughputs, bare.throughputs, strict=True)
+                ],
                 # The same against the status floor: what Flagship adds beyond what Temporal must do.
-                "p50_ratio_to_floor": round(pct(rest.latencies, 0.5) / pct(floor.latencies, 0.5), 2),
-                "throughput_ratio_to_floor": round(statistics.median(floor_paired), 2),
-                "floor_throughput_ratio": round(
-                    statistics.median(
-                        f / b for f, b in zip(floor.throughputs, bare.throughputs, strict=True)
-                    ),
-                    2,
-                ),
+                "p50_ratio_to_floor": p50_ratio(rest, floor),
+                "throughput_ratio_to_floor": paired_ratio(rest, floor),
+                "floor_throughput_ratio": paired_ratio(floor, bare),
                 "per_operation_p50_ms": {
                     op: round(statistics.median(v) * 1000, 1) for op, v in by_operation.items()
                 },
